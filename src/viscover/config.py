@@ -1,0 +1,63 @@
+"""All of viscover's settings in one typed place: defaults, overridable by VISCOVER_* env vars and the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """The per-user data directory (XDG on Linux), where catalogs live unless --home says otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "viscover"
+
+
+class Settings(BaseSettings):
+    """Engine settings. Every field can be set as VISCOVER_<FIELD> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="VISCOVER_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="project data directory")
+    backbone: str = Field("efficientnet_lite0", description="feature backbone name from the registry")
+    layer: str = Field("pool", description="layer tap of the backbone (see `viscover backbones`)")
+    binarizer: Literal["sign", "median", "itq"] = Field(
+        "itq", description="how raw features become bits (section 4 of the paper)"
+    )
+    code_bits: int | None = Field(
+        256, description="bits per binary code; None keeps one bit per feature dimension"
+    )
+    index: str = Field("BFlat", description="FAISS binary index factory string (BFlat, BIVF1024, BHNSW32)")
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="inference runtime: ONNX Runtime with a PyTorch fallback, or one of them"
+    )
+    batch_size: int = Field(32, ge=1)
+    decode_workers: int = Field(2, ge=1, description="threads that decode and resize images ahead of the model")
+    dedup_fraction: float = Field(
+        0.02, ge=0, le=1,
+        description="results differing from a better one in at most this fraction of code bits are near-duplicates",
+    )
+    max_image_pixels: int = Field(
+        89_478_485, description="images larger than this are refused as decompression bombs"
+    )
+    models_dir: Path | None = Field(None, description="where ONNX exports are cached (default: HOME/models)")
+    weights_dir: Path | None = Field(None, description="folder searched first for downloaded weight files")
+    allow_download: bool = Field(
+        True, description="may fetch torchvision weights into the torch hub cache when missing"
+    )
+    fetch_timeout_s: float = Field(20.0, description="timeout for images given by URL in a manifest")
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.db"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def model_cache(self) -> Path:
+        return self.models_dir or self.home / "models"

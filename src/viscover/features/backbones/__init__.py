@@ -1,0 +1,1 @@
+"""One file per backbone family; each registers its specs with `viscover.features.registry`."""

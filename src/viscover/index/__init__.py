@@ -1,0 +1,6 @@
+"""Index stage: FAISS indexes over binary codes (Hamming) and raw features (L2/L1), keyed by pin key."""
+
+from viscover.index.vector_index import METRICS, Metric, VectorIndex
+from viscover.index.visual_index import VisualIndex
+
+__all__ = ["METRICS", "Metric", "VectorIndex", "VisualIndex"]

@@ -1,0 +1,59 @@
+"""Fixtures that build small real data: Caltech-101 images copied from ../shared, real pretrained models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from viscover import Engine
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CALTECH = SHARED / "datasets" / "caltech101"
+CLASSES = ("accordion", "airplanes", "Leopards", "Motorbikes", "pagoda")
+PER_CLASS = 6
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One ONNX export for the whole run, instead of one per test home."""
+    os.environ["VISCOVER_MODELS_DIR"] = str(tmp_path_factory.mktemp("models"))
+    os.environ["VISCOVER_ALLOW_DOWNLOAD"] = "0"
+
+
+def caltech_image(category: str, number: int) -> Path:
+    return CALTECH / category / f"image_{number:04d}.jpg"
+
+
+@pytest.fixture(scope="session")
+def caltech_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder-per-class catalog: the first PER_CLASS images of a few Caltech-101 classes."""
+    if not CALTECH.is_dir():
+        pytest.fail(f"test data missing: {CALTECH} (../shared must sit beside the checkout)")
+    root = tmp_path_factory.mktemp("caltech")
+    for category in CLASSES:
+        (root / category).mkdir()
+        for number in range(1, PER_CLASS + 1):
+            shutil.copy(caltech_image(category, number), root / category)
+    return root
+
+
+@pytest.fixture(scope="session")
+def indexed_home(caltech_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with the subset ingested and indexed once (tests that modify it copy it first)."""
+    home = tmp_path_factory.mktemp("home")
+    with Engine.open(home) as engine:
+        engine.ingest(caltech_subset, progress=False)
+        engine.index(progress=False)
+    return home
+
+
+@pytest.fixture
+def engine(indexed_home: Path, tmp_path: Path) -> Engine:
+    """A private, writable copy of the indexed home."""
+    home = tmp_path / "home"
+    shutil.copytree(indexed_home, home)
+    with Engine.open(home) as opened:
+        yield opened
