@@ -19,8 +19,9 @@ from viscover.features import Binarizer
 from viscover.index import VectorIndex
 
 
-def top1_same_category(index: VectorIndex, queries: np.ndarray, query_keys: np.ndarray,
-                       category: dict[int, str]) -> float:
+def top1_same_category(
+    index: VectorIndex, queries: np.ndarray, query_keys: np.ndarray, category: dict[int, str]
+) -> float:
     """Fraction of queries whose best hit other than themselves shares their category."""
     _, keys = index.search(queries, 2)
     hits = [row[1] if row[0] == own else row[0] for row, own in zip(keys, query_keys, strict=True)]
@@ -44,12 +45,19 @@ def main() -> None:
     print(f"{len(keys)} pins, {len(chosen)} queries (seed {args.seed}), features {engine.feature_key}")
     print(f"{'representation':<28} {'bytes/item':>10} {'top-1 same category':>20}")
 
-    rows = [("raw L2", VectorIndex.create("Flat", "l2", vectors.shape[1]), None),
-            ("raw L1", VectorIndex.create("Flat", "l1", vectors.shape[1]), None)]
+    rows = [
+        ("raw L2", VectorIndex.create("Flat", "l2", vectors.shape[1]), None),
+        ("raw L1", VectorIndex.create("Flat", "l1", vectors.shape[1]), None),
+    ]
     for method, bits in [("sign", None), ("median", None), ("itq", 256), ("itq", 512), ("median", 256)]:
         binarizer = Binarizer.fit(method, vectors, bits)
-        rows.append((f"binary {method} {binarizer.bits}-bit H.",
-                     VectorIndex.create("BFlat", "hamming", binarizer.bits), binarizer))
+        rows.append(
+            (
+                f"binary {method} {binarizer.bits}-bit H.",
+                VectorIndex.create("BFlat", "hamming", binarizer.bits),
+                binarizer,
+            )
+        )
     for name, index, binarizer in rows:
         data = vectors if binarizer is None else binarizer(vectors)
         index.add(keys, data)

@@ -66,8 +66,15 @@ def index_command(
     batch_size: Annotated[int | None, typer.Option(help="images per model call")] = None,
 ) -> None:
     """Extract features for pins not yet indexed, binarize them and update the search index."""
-    options = dict(backbone=backbone, layer=layer, binarizer=binarizer, code_bits=bits, index=index_spec,
-                   runtime=runtime, batch_size=batch_size)
+    options = dict(
+        backbone=backbone,
+        layer=layer,
+        binarizer=binarizer,
+        code_bits=bits,
+        index=index_spec,
+        runtime=runtime,
+        batch_size=batch_size,
+    )
     with _engine(**options) as engine:
         report = engine.index(progress=_progress())
         for where, reason in report.failures:
@@ -92,15 +99,24 @@ def search_command(
     with _engine() as engine:
         hits = engine.search(query, crop=box, k=k, metric=metric)
     if as_json:
-        rows = [{**asdict(hit.pin), "rank": hit.rank, "distance": hit.distance,
-                 "near_duplicates": list(hit.near_duplicates)} for hit in hits]
+        rows = [
+            {
+                **asdict(hit.pin),
+                "rank": hit.rank,
+                "distance": hit.distance,
+                "near_duplicates": list(hit.near_duplicates),
+            }
+            for hit in hits
+        ]
         typer.echo(json.dumps(rows, indent=2))
         return
     typer.echo(f"{'rank':>4}  {'distance':>9}  {'pin':<18} {'category':<20} location")
     for hit in hits:
         dups = f"  (+{len(hit.near_duplicates)} near-duplicates)" if hit.near_duplicates else ""
-        typer.echo(f"{hit.rank:>4}  {hit.distance:>9.3f}  {hit.pin.pin_id:<18} "
-                   f"{hit.pin.category or '-':<20} {hit.pin.location}{dups}")
+        typer.echo(
+            f"{hit.rank:>4}  {hit.distance:>9.3f}  {hit.pin.pin_id:<18} "
+            f"{hit.pin.category or '-':<20} {hit.pin.location}{dups}"
+        )
 
 
 @app.command("delete")
@@ -117,8 +133,10 @@ def info_command() -> None:
         visual = engine._visual
         typer.echo(f"home: {engine.settings.home}\npins: {len(engine.catalog)}")
         if visual is not None:
-            typer.echo(f"index: {len(visual.codes)} codes, {visual.binarizer.bits}-bit {visual.binarizer.method}"
-                       f" over {visual.model}, FAISS {visual.codes.spec}")
+            typer.echo(
+                f"index: {len(visual.codes)} codes, {visual.binarizer.bits}-bit {visual.binarizer.method}"
+                f" over {visual.model}, FAISS {visual.codes.spec}"
+            )
 
 
 @app.command("backbones")

@@ -27,9 +27,7 @@ class Settings(BaseSettings):
     binarizer: Literal["sign", "median", "itq"] = Field(
         "itq", description="how raw features become bits (section 4 of the paper)"
     )
-    code_bits: int | None = Field(
-        256, description="bits per binary code; None keeps one bit per feature dimension"
-    )
+    code_bits: int | None = Field(256, description="bits per binary code; None keeps one bit per feature dimension")
     index: str = Field("BFlat", description="FAISS binary index factory string (BFlat, BIVF1024, BHNSW32)")
     runtime: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="inference runtime: ONNX Runtime with a PyTorch fallback, or one of them"
@@ -37,12 +35,12 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1)
     decode_workers: int = Field(2, ge=1, description="threads that decode and resize images ahead of the model")
     dedup_fraction: float = Field(
-        0.02, ge=0, le=1,
+        0.02,
+        ge=0,
+        le=1,
         description="results differing from a better one in at most this fraction of code bits are near-duplicates",
     )
-    max_image_pixels: int = Field(
-        89_478_485, description="images larger than this are refused as decompression bombs"
-    )
+    max_image_pixels: int = Field(89_478_485, description="images larger than this are refused as decompression bombs")
     models_dir: Path | None = Field(None, description="where ONNX exports are cached (default: HOME/models)")
     weights_dir: Path | None = Field(None, description="folder searched first for downloaded weight files")
     allow_download: bool = Field(

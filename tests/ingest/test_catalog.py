@@ -15,7 +15,7 @@ def make_pin(pin_id: str, sha: str, boards: tuple[str, ...] = ()) -> Pin:
 
 def test_same_bytes_are_one_pin_and_boards_merge(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path / "c.db")
-    first, created = catalog.add(make_pin("a", "h1", ("b1",)))
+    _, created = catalog.add(make_pin("a", "h1", ("b1",)))
     again, created_again = catalog.add(make_pin("other-id", "h1", ("b2", "b1")))
     assert created and not created_again
     assert again.pin_id == "a" and again.boards == ("b1", "b2")

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.conftest import caltech_image
 from viscover.errors import BadCropError, BadImageError
 from viscover.ingest import CropBox, decode_image, load_image
-from tests.conftest import caltech_image
 
 
 def png_bytes(size: tuple[int, int] = (64, 48), mode: str = "RGB", fmt: str = "PNG") -> bytes:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import caltech_image
 from viscover.config import Settings
 from viscover.errors import BadManifestError
 from viscover.ingest import Catalog, ingest
-from tests.conftest import caltech_image
 
 
 def run(catalog: Catalog, path: Path):
@@ -84,8 +84,7 @@ def test_csv_and_jsonl_manifests(tmp_path: Path) -> None:
         "missing.jpg,pin-m,,,\n"
     )
     (tmp_path / "m.jsonl").write_text(
-        json.dumps({"path": "p.jpg", "text": "temple", "boards": ["travel"], "label": "pagoda"}) + "\n"
-        + "{not json\n"
+        json.dumps({"path": "p.jpg", "text": "temple", "boards": ["travel"], "label": "pagoda"}) + "\n" + "{not json\n"
     )
     catalog = Catalog(tmp_path / "c.db")
     csv_report = run(catalog, tmp_path / "m.csv")
@@ -93,7 +92,10 @@ def test_csv_and_jsonl_manifests(tmp_path: Path) -> None:
     assert csv_report.added == 1 and jsonl_report.added == 1
     accordion = catalog.get("pin-a")
     assert (accordion.description, accordion.boards, accordion.category) == (
-        "a red accordion", ("music", "folk"), "accordion")
+        "a red accordion",
+        ("music", "folk"),
+        "accordion",
+    )
     failures = dict(csv_report.failures + jsonl_report.failures)
     assert any("m.csv:3" in where and "missing image" in why for where, why in failures.items())
     assert any("no such file" in why for why in failures.values())

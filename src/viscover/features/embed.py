@@ -144,9 +144,14 @@ def _onnx_session(net: FeatureNet, cache: Path):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the exporter's constant-folding notes are not actionable
                 torch.onnx.export(
-                    net, (sample,), tmp, input_names=["images"], output_names=["features"],
+                    net,
+                    (sample,),
+                    tmp,
+                    input_names=["images"],
+                    output_names=["features"],
                     dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                    opset_version=17, dynamo=False,
+                    opset_version=17,
+                    dynamo=False,
                 )
             session = ort.InferenceSession(tmp, options, providers=["CPUExecutionProvider"])
             with torch.inference_mode():

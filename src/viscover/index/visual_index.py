@@ -26,8 +26,12 @@ class VisualIndex:
     requested_bits: int | None  # the code length asked for (small catalogs may learn fewer bits)
 
     def save(self, path: Path) -> None:
-        state = {"model": self.model, "spec": self.codes.spec, "fitted_on": self.fitted_on,
-                 "requested_bits": self.requested_bits}
+        state = {
+            "model": self.model,
+            "spec": self.codes.spec,
+            "fitted_on": self.fitted_on,
+            "requested_bits": self.requested_bits,
+        }
         arrays = {f"binarizer_{k}": v for k, v in self.binarizer.to_arrays().items()}
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)

@@ -78,9 +78,7 @@ class Catalog:
             if existing is not None:
                 merged = tuple(dict.fromkeys(existing.boards + pin.boards))
                 if merged != existing.boards:
-                    self._db.execute(
-                        "UPDATE pins SET boards = ? WHERE key = ?", (json.dumps(merged), existing.key)
-                    )
+                    self._db.execute("UPDATE pins SET boards = ? WHERE key = ?", (json.dumps(merged), existing.key))
                 return self._one("SELECT * FROM pins WHERE key = ?", (existing.key,)), False
             taken = self._one("SELECT * FROM pins WHERE pin_id = ?", (pin.pin_id,))
             if taken is not None:
@@ -89,8 +87,15 @@ class Catalog:
                 "INSERT INTO pins (pin_id, location, sha256, width, height, description, boards, category,"
                 " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    pin.pin_id, pin.location, pin.sha256, pin.width, pin.height, pin.description,
-                    json.dumps(list(pin.boards)), pin.category, time.time(),
+                    pin.pin_id,
+                    pin.location,
+                    pin.sha256,
+                    pin.width,
+                    pin.height,
+                    pin.description,
+                    json.dumps(list(pin.boards)),
+                    pin.category,
+                    time.time(),
                 ),
             )
             return self._one("SELECT * FROM pins WHERE key = ?", (cursor.lastrowid,)), True

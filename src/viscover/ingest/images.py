@@ -50,7 +50,7 @@ class CropBox:
         return cls(x, y, w, h)
 
     def check_inside(self, width: int, height: int) -> None:
-        """Refuse boxes with no area, negative corners, or parts outside a width×height image."""
+        """Refuse boxes with no area, negative corners, or parts outside a width x height image."""
         if self.w <= 0 or self.h <= 0:
             raise BadCropError(f"crop {self}: width and height must be positive")
         if self.x < 0 or self.y < 0:

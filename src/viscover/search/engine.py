@@ -12,7 +12,14 @@ from PIL import Image
 
 from viscover.config import Settings
 from viscover.errors import BadImageError, NotIndexedError, UnknownPinError
-from viscover.features import Binarizer, Embedder, create_backbone, embed_locations, hamming_distances
+from viscover.features import (
+    Binarizer,
+    Embedder,
+    backbone_spec,
+    create_backbone,
+    embed_locations,
+    hamming_distances,
+)
 from viscover.index import METRICS, VectorIndex, VisualIndex
 from viscover.ingest import Catalog, CropBox, IngestReport, Pin, decode_image, ingest, load_image
 
@@ -87,6 +94,7 @@ class Engine:
 
     def index(self, progress: bool = True) -> IndexReport:
         """Extract features of pins that lack them, then bring the binary index up to date."""
+        backbone_spec(self.settings.backbone)  # an unknown name is an error even with nothing to extract
         report = IndexReport()
         todo = self.catalog.pins_without_features(self.feature_key)
         if todo:
@@ -226,9 +234,7 @@ class Engine:
             return load_image(str(query), limit, self.settings.fetch_timeout_s).image
         raise BadImageError(f"cannot search by a {type(query).__name__}")
 
-    def _collapse(
-        self, distances: np.ndarray, keys: np.ndarray, visual: VisualIndex, k: int
-    ) -> list[SearchHit]:
+    def _collapse(self, distances: np.ndarray, keys: np.ndarray, visual: VisualIndex, k: int) -> list[SearchHit]:
         """Fold results within `dedup_fraction` of the code bits of a better result into it (footnote 4)."""
         radius = int(self.settings.dedup_fraction * visual.binarizer.bits)
         found = keys >= 0
@@ -254,4 +260,3 @@ class Engine:
             SearchHit(rank, pins[key], distance, tuple(dups))
             for rank, (key, distance, dups) in enumerate(kept, start=1)
         ]
-

@@ -16,17 +16,32 @@ from viscover.errors import WeightsUnavailableError
 from viscover.features.registry import BackboneSpec, Preprocess, register_backbone
 
 _RESNET = {"pool5": "flatten", "fc1000": "fc", "logits": "fc", "pool": "flatten"}
-_ALEXNET = {"fc6": "classifier.1", "fc7": "classifier.4", "fc8": "classifier.6", "pool": "classifier.4",
-            "logits": "classifier.6"}
-_VGG = {"fc6": "classifier.0", "fc7": "classifier.3", "fc8": "classifier.6", "pool": "classifier.3",
-        "logits": "classifier.6"}
+_ALEXNET = {
+    "fc6": "classifier.1",
+    "fc7": "classifier.4",
+    "fc8": "classifier.6",
+    "pool": "classifier.4",
+    "logits": "classifier.6",
+}
+_VGG = {
+    "fc6": "classifier.0",
+    "fc7": "classifier.3",
+    "fc8": "classifier.6",
+    "pool": "classifier.3",
+    "logits": "classifier.6",
+}
 _GOOGLENET = {"pool5": "flatten", "loss3/classifier": "fc", "pool": "flatten", "logits": "fc"}
 _MOBILENET_V3 = {"pool": "flatten", "logits": "classifier.3"}
 
 NETWORKS = {
-    "resnet50": _RESNET, "resnet101": _RESNET, "resnet152": _RESNET,
-    "vgg16": _VGG, "alexnet": _ALEXNET, "googlenet": _GOOGLENET,
-    "mobilenet_v3_large": _MOBILENET_V3, "mobilenet_v3_small": _MOBILENET_V3,
+    "resnet50": _RESNET,
+    "resnet101": _RESNET,
+    "resnet152": _RESNET,
+    "vgg16": _VGG,
+    "alexnet": _ALEXNET,
+    "googlenet": _GOOGLENET,
+    "mobilenet_v3_large": _MOBILENET_V3,
+    "mobilenet_v3_small": _MOBILENET_V3,
 }
 
 

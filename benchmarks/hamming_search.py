@@ -1,0 +1,57 @@
+"""Hamming search speed: FAISS exact binary search (the default `BFlat` index) and FAISS `BIVF`, versus
+a NumPy brute-force baseline (XOR + popcount), at 100k and 1M random 256-bit codes, in the same run.
+
+    python benchmarks/hamming_search.py --sizes 100000 1000000 --queries 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from viscover.index import VectorIndex
+
+
+def numpy_topk(codes64: np.ndarray, query64: np.ndarray, k: int) -> np.ndarray:
+    distances = np.bitwise_count(np.bitwise_xor(codes64, query64)).sum(axis=1)
+    return np.argpartition(distances, k)[:k]
+
+
+def queries_per_second(search, queries: np.ndarray) -> float:
+    start = time.perf_counter()
+    for query in queries:
+        search(query)
+    return len(queries) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--bits", type=int, default=256)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("-k", type=int, default=10)
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    print(f"{args.bits}-bit codes, k={args.k}, {args.queries} single queries each")
+    print(f"{'codes':>9} {'method':<16} {'queries/s':>10} {'ms/query':>9} {'vs numpy':>9}")
+    for size in args.sizes:
+        codes = rng.integers(0, 256, (size, args.bits // 8), dtype=np.uint8)
+        queries = codes[rng.choice(size, args.queries, replace=False)]
+        codes64 = codes.view(np.uint64)
+        baseline = queries_per_second(lambda q: numpy_topk(codes64, q.view(np.uint64), args.k), queries[:20])
+        rows = [("numpy brute", baseline)]
+        for spec in ("BFlat", f"BIVF{int(np.sqrt(size))}"):
+            index = VectorIndex.create(spec, "hamming", args.bits)
+            index.add(np.arange(size), codes)
+            if spec != "BFlat":
+                index.faiss_index.index.nprobe = 16
+            rows.append((f"faiss {spec}", queries_per_second(lambda q: index.search(q[None], args.k), queries)))
+        for name, qps in rows:
+            print(f"{size:>9} {name:<16} {qps:>10.1f} {1000 / qps:>9.2f} {qps / baseline:>8.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from tests.conftest import caltech_image
+from viscover.config import Settings
+from viscover.errors import UnknownNameError, WeightsUnavailableError
+from viscover.features import Embedder, create_backbone, list_backbones
+
+IMAGENET_ACCORDION = 401
+
+
+@pytest.fixture(scope="module")
+def logits_net():
+    return create_backbone("efficientnet_lite0", "logits")
+
+
+def test_registry_lists_default_and_torchvision_nets() -> None:
+    names = list_backbones()
+    assert {"efficientnet_lite0", "resnet152", "vgg16", "alexnet", "googlenet"} <= set(names)
+
+
+def test_pretrained_weights_recognise_an_accordion(logits_net) -> None:
+    image = Image.open(caltech_image("accordion", 2)).convert("RGB")
+    batch = torch.from_numpy(logits_net.spec.preprocess(image)[None])
+    with torch.inference_mode():
+        assert int(logits_net(batch).argmax()) == IMAGENET_ACCORDION
+
+
+@pytest.mark.parametrize(("layer", "dim"), [("pool", 1280), ("logits", 1000), ("block5", 80)])
+def test_layer_taps_have_the_layer_width(layer: str, dim: int) -> None:
+    net = create_backbone("efficientnet_lite0", layer)
+    with torch.inference_mode():
+        assert net(torch.zeros(2, 3, 224, 224)).shape == (2, dim)
+
+
+def test_unknown_names_are_clear() -> None:
+    with pytest.raises(UnknownNameError, match="unknown backbone 'resnet9000'"):
+        create_backbone("resnet9000")
+    with pytest.raises(UnknownNameError, match="no layer 'fc42'"):
+        create_backbone("efficientnet_lite0", "fc42")
+
+
+def test_torchvision_weights_load_from_a_local_file(tmp_path: Path) -> None:
+    url = torchvision.models.get_model_weights("resnet50").DEFAULT.url
+    reference = torchvision.models.resnet50(weights=None)
+    torch.save(reference.state_dict(), tmp_path / url.rsplit("/", 1)[-1])
+    settings = Settings(home=tmp_path, weights_dir=tmp_path, allow_download=False)
+    net = create_backbone("resnet50", "pool5", settings)
+    assert torch.equal(net.body.conv1.weight, reference.conv1.weight)
+    with torch.inference_mode():
+        assert net(torch.zeros(1, 3, 224, 224)).shape == (1, 2048)
+
+
+def test_missing_torchvision_weights_say_where_to_put_them(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    settings = Settings(home=tmp_path, allow_download=False)
+    with pytest.raises(WeightsUnavailableError, match=r"vgg16-.*\.pth"):
+        create_backbone("vgg16", "fc6", settings)
+
+
+def test_onnx_runtime_matches_pytorch_on_real_images(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, models_dir=tmp_path / "models")
+    onnx = Embedder(create_backbone("efficientnet_lite0"), settings)
+    eager = Embedder(create_backbone("efficientnet_lite0"), Settings(home=tmp_path, runtime="torch"))
+    assert (onnx.runtime, eager.runtime) == ("onnx", "torch")
+    images = [Image.open(caltech_image(c, 3)).convert("RGB") for c in ("pagoda", "Leopards")]
+    np.testing.assert_allclose(onnx.embed(images), eager.embed(images), rtol=1e-3, atol=1e-3)
+    exported = list((tmp_path / "models").glob("*.onnx"))
+    assert len(exported) == 1
+    mtime = exported[0].stat().st_mtime_ns
+    Embedder(create_backbone("efficientnet_lite0"), settings)  # reuses the cached export
+    assert exported[0].stat().st_mtime_ns == mtime

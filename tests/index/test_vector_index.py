@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from viscover.errors import UnknownNameError
+from viscover.features import Binarizer, hamming_distances
+from viscover.index import VectorIndex, VisualIndex
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return np.arange(100, 600, 5, dtype=np.int64), rng.normal(size=(100, 32)).astype(np.float32)
+
+
+@pytest.mark.parametrize("spec", ["BFlat", "BIVF4", "BHNSW8"])
+def test_hamming_search_finds_exact_neighbours(spec: str, data) -> None:
+    keys, vectors = data
+    codes = Binarizer.fit("median", vectors)(vectors)
+    index = VectorIndex.create(spec, "hamming", 32)
+    index.add(keys, codes)
+    distances, found = index.search(codes[:3], 5)
+    assert found[:, 0].tolist() == keys[:3].tolist() and distances[:, 0].tolist() == [0, 0, 0]
+    if spec == "BFlat":  # exact: equals brute force
+        brute = np.sort(hamming_distances(codes[7], codes))[:5]
+        assert index.search(codes[7:8], 5)[0][0].tolist() == brute.tolist()
+
+
+@pytest.mark.parametrize(("metric", "order"), [("l2", 2), ("l1", 1)])
+def test_raw_metrics_match_numpy(metric: str, order: int, data) -> None:
+    keys, vectors = data
+    index = VectorIndex.create("Flat", metric, 32)
+    index.add(keys, vectors)
+    distances, found = index.search(vectors[4:5], 3)
+    brute = np.linalg.norm(vectors - vectors[4], ord=order, axis=1)
+    expected = np.argsort(brute)[:3]
+    assert found[0].tolist() == keys[expected].tolist()
+    np.testing.assert_allclose(distances[0], brute[expected], rtol=1e-4, atol=1e-4)
+
+
+def test_remove_and_unsupported_remove(data) -> None:
+    keys, vectors = data
+    codes = Binarizer.fit("median", vectors)(vectors)
+    flat = VectorIndex.create("BFlat", "hamming", 32)
+    flat.add(keys, codes)
+    assert flat.remove(keys[:1]) and len(flat) == 99
+    assert keys[0] not in flat.search(codes[:1], 5)[1]
+    hnsw = VectorIndex.create("BHNSW8", "hamming", 32)
+    hnsw.add(keys, codes)
+    assert not hnsw.remove(keys[:1])
+
+
+def test_spec_and_metric_must_agree() -> None:
+    with pytest.raises(UnknownNameError, match="cannot serve metric hamming"):
+        VectorIndex.create("Flat", "hamming", 32)
+    with pytest.raises(UnknownNameError, match="cannot serve metric l2"):
+        VectorIndex.create("BFlat", "l2", 32)
+    with pytest.raises(UnknownNameError, match="cannot build index 'BNope'"):
+        VectorIndex.create("BNope", "hamming", 32)
+    with pytest.raises(UnknownNameError, match="unknown metric"):
+        VectorIndex.create("Flat", "cosine", 32)
+
+
+def test_visual_index_saves_atomically_and_reloads(tmp_path: Path, data) -> None:
+    keys, vectors = data
+    binarizer = Binarizer.fit("itq", vectors, 16)
+    codes = VectorIndex.create("BFlat", "hamming", binarizer.bits)
+    codes.add(keys, binarizer(vectors))
+    path = tmp_path / "index" / "visual.npz"
+    VisualIndex("m/l", binarizer, codes, len(keys), 16).save(path)
+    assert [p.name for p in path.parent.iterdir()] == ["visual.npz"]  # no temporary left behind
+    loaded = VisualIndex.load(path)
+    assert (loaded.model, loaded.fitted_on, loaded.requested_bits, len(loaded.codes)) == ("m/l", 100, 16, 100)
+    query = loaded.binarizer(vectors[:2])
+    assert np.array_equal(loaded.codes.search(query, 3)[1], codes.search(binarizer(vectors[:2]), 3)[1])
