@@ -130,7 +130,7 @@ def delete_command(pin_ids: Annotated[list[str], typer.Argument(help="pin ids to
 def info_command() -> None:
     """What is stored under the home directory."""
     with _engine() as engine:
-        visual = engine._visual
+        visual = engine.visual_index
         typer.echo(f"home: {engine.settings.home}\npins: {len(engine.catalog)}")
         if visual is not None:
             typer.echo(

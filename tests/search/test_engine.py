@@ -83,7 +83,7 @@ def test_deleted_pins_leave_the_results(engine: Engine) -> None:
     assert engine.delete([pin.pin_id]) == 1
     assert pin.pin_id not in [h.pin.pin_id for h in engine.search(pin.location, k=30)]
     with Engine.open(engine.settings.home) as reopened:
-        assert len(reopened._require_index().codes) == 29
+        assert len(reopened.visual_index.codes) == 29
 
 
 def test_near_duplicates_collapse_into_one_result(engine: Engine, tmp_path: Path) -> None:
@@ -113,3 +113,23 @@ def test_bad_queries_are_clear(engine: Engine, tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(buffer, "PNG")
     with Engine.open(tmp_path / "empty") as empty, pytest.raises(NotIndexedError, match="viscover index"):
         empty.search(buffer.getvalue())
+
+
+def test_interrupted_index_resumes_without_redoing_work(caltech_subset: Path, tmp_path: Path, monkeypatch) -> None:
+    with Engine.open(tmp_path / "home", batch_size=8) as engine:
+        engine.ingest(caltech_subset, progress=False)
+        real_put, batches = engine.catalog.put_features, []
+
+        def put_then_crash(*args):
+            if len(batches) == 2:
+                raise KeyboardInterrupt
+            batches.append(args)
+            real_put(*args)
+
+        monkeypatch.setattr(engine.catalog, "put_features", put_then_crash)
+        with pytest.raises(KeyboardInterrupt):
+            engine.index(progress=False)
+        monkeypatch.undo()
+        assert engine.visual_index is None
+        report = engine.index(progress=False)
+        assert (report.extracted, report.indexed) == (30 - 16, 30)

@@ -84,6 +84,11 @@ class Engine:
         return f"{self.settings.backbone}/{self.settings.layer}"
 
     @property
+    def visual_index(self) -> VisualIndex | None:
+        """The binary index as last built, or None before the first `index()`."""
+        return self._visual
+
+    @property
     def _visual_path(self) -> Path:
         return self.settings.index_dir / "visual.npz"
 
