@@ -15,17 +15,9 @@ import argparse
 import numpy as np
 
 from viscover import Engine
+from viscover.evaluate import sample_queries, score_retrieval
 from viscover.features import Binarizer
 from viscover.index import VectorIndex
-
-
-def top1_same_category(
-    index: VectorIndex, queries: np.ndarray, query_keys: np.ndarray, category: dict[int, str]
-) -> float:
-    """Fraction of queries whose best hit other than themselves shares their category."""
-    _, keys = index.search(queries, 2)
-    hits = [row[1] if row[0] == own else row[0] for row, own in zip(keys, query_keys, strict=True)]
-    return float(np.mean([category[int(h)] == category[int(q)] for h, q in zip(hits, query_keys, strict=True)]))
 
 
 def main() -> None:
@@ -39,9 +31,8 @@ def main() -> None:
     with Engine.open(args.home) as engine:
         keys, vectors = engine.catalog.features(engine.feature_key)
         category = engine.catalog.categories()
-    eligible = np.flatnonzero([category[int(k)] != args.exclude for k in keys])
-    rng = np.random.default_rng(args.seed)
-    chosen = rng.choice(eligible, size=min(args.queries, len(eligible)), replace=False)
+    labels = np.array([category[int(k)] for k in keys])
+    chosen = sample_queries(labels.tolist(), args.queries, args.seed, exclude=[args.exclude])
     print(f"{len(keys)} pins, {len(chosen)} queries (seed {args.seed}), features {engine.feature_key}")
     print(f"{'representation':<28} {'bytes/item':>10} {'top-1 same category':>20}")
 
@@ -61,7 +52,7 @@ def main() -> None:
     for name, index, binarizer in rows:
         data = vectors if binarizer is None else binarizer(vectors)
         index.add(keys, data)
-        score = top1_same_category(index, data[chosen], keys[chosen], category)
+        score = score_retrieval(index, data, keys, labels, chosen, ks=[1]).precision[1]
         print(f"{name:<28} {data.shape[1] * data.itemsize:>10} {score:>20.3f}")
 
 
