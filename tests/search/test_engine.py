@@ -70,11 +70,13 @@ def test_new_pins_are_added_incrementally(engine: Engine, tmp_path: Path) -> Non
     extra = tmp_path / "extra" / "pagoda"
     extra.mkdir(parents=True)
     (extra / "new.jpg").write_bytes(caltech_image("pagoda", HELD_OUT).read_bytes())
+    engine.search(str(extra / "new.jpg"), k=1, metric="l2")  # builds the in-memory raw index
     engine.ingest(extra.parent, progress=False)
     report = engine.index(progress=False)
     assert (report.extracted, report.indexed) == (1, 31)
-    hit = engine.search(str(extra / "new.jpg"), k=1)[0]
-    assert hit.pin.location.endswith("new.jpg")
+    for metric in ("hamming", "l2"):
+        hit = engine.search(str(extra / "new.jpg"), k=1, metric=metric)[0]
+        assert hit.pin.location.endswith("new.jpg"), metric
 
 
 def test_deleted_pins_leave_the_results(engine: Engine) -> None:

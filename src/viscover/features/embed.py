@@ -4,6 +4,7 @@ PyTorch) with a PyTorch fallback, and decoding overlapped with inference in work
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -108,8 +109,6 @@ def embed_locations(
 
 def _open_for_model(location: str, min_side: int, settings: Settings) -> Image.Image:
     """Decode at reduced size where JPEG allows (draft mode): the model only needs `min_side` pixels."""
-    import io
-
     data = read_bytes(location, settings.fetch_timeout_s)
     try:
         image = Image.open(io.BytesIO(data))

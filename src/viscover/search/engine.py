@@ -113,7 +113,7 @@ class Engine:
                 report.extracted += len(batch.keys)
                 report.failures.extend(batch.failures)
             report.seconds = time.perf_counter() - start
-        self._raw.pop(self.feature_key, None)
+        self._raw.clear()  # raw L2/L1 indexes are rebuilt from the stored features on next use
         self._visual, report.rebuilt = self._updated_visual_index()
         if self._visual is not None:
             self._visual.save(self._visual_path)
