@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +19,17 @@ from viscover.ingest import CropBox
 from viscover.search import Engine
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-_overrides: dict[str, object] = {}
+
+
+@dataclass
+class _GlobalOptions:
+    """Options given before the command name."""
+
+    home: Path | None = None
+    quiet: bool = False
+
+
+_options = _GlobalOptions()
 
 
 @app.callback()
@@ -27,20 +37,18 @@ def _global(
     home: Annotated[Path | None, typer.Option(help="project data directory [env VISCOVER_HOME]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
-    _overrides.clear()
-    if home is not None:
-        _overrides["home"] = home
-    _overrides["_quiet"] = quiet
+    _options.home, _options.quiet = home, quiet
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 
 
-def _engine(**options: object) -> Engine:
-    fields = {k: v for k, v in {**_overrides, **options}.items() if v is not None and not k.startswith("_")}
+def _engine(**settings: object) -> Engine:
+    """An engine with the command's setting overrides; unset options fall back to env and defaults."""
+    fields = {k: v for k, v in {"home": _options.home, **settings}.items() if v is not None}
     return Engine(Settings(**fields))
 
 
 def _progress() -> bool:
-    return not _overrides.get("_quiet", False)
+    return not _options.quiet
 
 
 @app.command("ingest")
@@ -149,9 +157,6 @@ def backbones_command() -> None:
 def main() -> None:
     try:
         app()
-    except ViscoverError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except ValueError as exc:
+    except (ViscoverError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -78,10 +78,18 @@ class FeatureNet(nn.Module):
     def __init__(self, spec: BackboneSpec, layer: str, network: nn.Module) -> None:
         super().__init__()
         self.spec, self.layer = spec, layer
+        # A friendly name maps to an FX node or module name; torchvision takes a module's last node.
+        target = spec.layers.get(layer, layer)
         with warnings.catch_warnings():  # torchvision notes that eval and train graphs differ; we use eval
             warnings.simplefilter("ignore", UserWarning)
-            node = resolve_node(spec, layer, network)
-            self.body = create_feature_extractor(network.eval(), {node: "out"})
+            try:
+                self.body = create_feature_extractor(network.eval(), {target: "out"})
+            except ValueError:
+                nodes = get_graph_node_names(network)[1]
+                raise UnknownNameError(
+                    f"backbone {spec.name!r} has no layer {layer!r}; use one of: {', '.join(spec.layers)}, "
+                    f"or a module name such as {nodes[len(nodes) // 2]!r} (see torchvision's get_graph_node_names)"
+                ) from None
 
     @property
     def key(self) -> str:
@@ -93,24 +101,6 @@ class FeatureNet(nn.Module):
         if out.ndim == 4:
             out = out.mean(dim=(2, 3))
         return out.flatten(1)
-
-
-def resolve_node(spec: BackboneSpec, layer: str, network: nn.Module) -> str:
-    """A friendly layer name, an FX node name, or a module prefix (last node under it) → FX node name."""
-    target = spec.layers.get(layer, layer)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        nodes = get_graph_node_names(network.eval())[1]
-    if target in nodes:
-        return target
-    under = [n for n in nodes if n.startswith(target + ".")]
-    if under:
-        return under[-1]
-    friendly = ", ".join(spec.layers)
-    raise UnknownNameError(
-        f"backbone {spec.name!r} has no layer {layer!r}; use one of: {friendly}, or a module name "
-        f"such as {nodes[len(nodes) // 2]!r} (see torchvision's get_graph_node_names)"
-    )
 
 
 def create_backbone(name: str, layer: str | None = None, settings: Settings | None = None) -> FeatureNet:

@@ -142,6 +142,11 @@ class Catalog:
         )
         return list(map(_pin_from_row, rows))
 
+    def feature_keys(self, model: str) -> np.ndarray:
+        """Keys of the pins that have a stored vector for `model` (cheap: no vectors are read)."""
+        rows = self._db.execute("SELECT key FROM features WHERE model = ? ORDER BY key", (model,)).fetchall()
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
     def put_features(self, model: str, keys: Sequence[int], vectors: np.ndarray) -> None:
         """Store one batch of vectors in one transaction."""
         vectors = np.ascontiguousarray(vectors, dtype="<f4")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +62,8 @@ def ingest(catalog: Catalog, path: Path, settings: Settings, progress: bool = Tr
         )
 
     with ThreadPoolExecutor(settings.decode_workers) as pool:
-        results: Iterable = pool.map(read, todo)
-        for source, result in tqdm(
-            zip(todo, results, strict=True), total=len(todo), unit="img", desc="ingest", disable=not progress
-        ):
+        results = zip(todo, pool.map(read, todo), strict=True)
+        for source, result in tqdm(results, total=len(todo), unit="img", desc="ingest", disable=not progress):
             if isinstance(result, str):
                 report.failures.append((source.location, result))
                 continue

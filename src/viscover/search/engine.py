@@ -121,11 +121,12 @@ class Engine:
         return report
 
     def _updated_visual_index(self) -> tuple[VisualIndex | None, bool]:
+        """Add new pins' codes and drop deleted ones; rebuild from all stored features only when needed."""
         settings, visual = self.settings, self._visual
-        keys, vectors = self.catalog.features(self.feature_key)
+        keys = self.catalog.feature_keys(self.feature_key)
         if not len(keys):
             return None, False
-        stale = (
+        rebuild = (
             visual is None
             or visual.model != self.feature_key
             or visual.codes.spec != settings.index
@@ -133,19 +134,20 @@ class Engine:
             or visual.requested_bits != settings.code_bits
             or len(keys) >= 2 * visual.fitted_on  # the catalog doubled: relearn thresholds
         )
-        if stale:
+        if not rebuild:
+            indexed = faiss.vector_to_array(visual.codes.faiss_index.id_map)
+            gone = np.setdiff1d(indexed, keys)
+            rebuild = len(gone) > 0 and not visual.codes.remove(gone)  # this index type cannot delete
+        if rebuild:
+            keys, vectors = self.catalog.features(self.feature_key)
             binarizer = Binarizer.fit(settings.binarizer, vectors, settings.code_bits)
             codes = VectorIndex.create(settings.index, "hamming", binarizer.bits)
             codes.add(keys, binarizer(vectors))
             return VisualIndex(self.feature_key, binarizer, codes, len(keys), settings.code_bits), True
-        indexed = faiss.vector_to_array(visual.codes.faiss_index.id_map)
-        gone = np.setdiff1d(indexed, keys)
-        if len(gone) and not visual.codes.remove(gone):
-            visual.fitted_on = 0  # this index type cannot delete: force a rebuild
-            self._visual = visual
-            return self._updated_visual_index()
-        new = np.isin(keys, indexed, invert=True)
-        visual.codes.add(keys[new], visual.binarizer(vectors[new]))
+        new = np.setdiff1d(keys, indexed)
+        if len(new):
+            new_keys, new_vectors = self.catalog.features(self.feature_key, new.tolist())
+            visual.codes.add(new_keys, visual.binarizer(new_vectors))
         return visual, False
 
     def delete(self, pin_ids: list[str]) -> int:
@@ -172,10 +174,9 @@ class Engine:
             raise ValueError(f"k must be at least 1, got {k}")
         visual = self._require_index()
         vector = self.embed_query(query, crop, visual.model)
-        codes = visual.binarizer(vector[None])
         fetch = min(2 * k + 10, len(visual.codes))
         if metric == "hamming":
-            distances, keys = visual.codes.search(codes, fetch)
+            distances, keys = visual.codes.search(visual.binarizer(vector[None]), fetch)
         else:
             distances, keys = self._raw_index(visual.model, metric).search(vector[None], fetch)
         return self._collapse(distances[0], keys[0], visual, k)
