@@ -49,3 +49,28 @@ def test_errors_exit_2_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no such file or folder" in result.stderr
     result = viscover("index", "--backbone", "resnet9000", home=tmp_path)
     assert result.returncode == 2 and "unknown backbone 'resnet9000'" in result.stderr
+
+
+def test_eval_retrieval_writes_table_and_plots(caltech_subset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    result = viscover(
+        "eval",
+        "retrieval",
+        str(caltech_subset),
+        "--binarize",
+        "none,median",
+        "--metric",
+        "l2,hamming",
+        "-k",
+        "1,5",
+        "--queries",
+        "10",
+        "--out",
+        str(out),
+        home=tmp_path / "home",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "binary median 1280-bit" in result.stdout and "P@5" in result.stdout
+    assert {p.name for p in out.iterdir()} == {"retrieval.md", "retrieval.csv", "retrieval.png", "feature-map.png"}
+    refused = viscover("eval", "retrieval", "--binarize", "none", "--metric", "hamming", home=tmp_path / "home")
+    assert refused.returncode == 2 and "needs metric l2 or l1" in refused.stderr

@@ -48,6 +48,7 @@ class BackboneSpec:
     build: Callable[[Settings], nn.Module]
     preprocess: Preprocess
     layers: dict[str, str]  # friendly layer name → FX node name (or node prefix) of the network
+    classifier: str  # module path of the final Linear layer, replaced when fine-tuning
     description: str = ""
     default_layer: str = field(default="pool")
 
@@ -65,11 +66,18 @@ def list_backbones() -> dict[str, BackboneSpec]:
     return dict(sorted(_REGISTRY.items()))
 
 
-def backbone_spec(name: str) -> BackboneSpec:
+def backbone_spec(name: str, settings: Settings | None = None) -> BackboneSpec:
+    """A built-in backbone, or one fine-tuned into `settings.home` by `viscover finetune`."""
     backbones = list_backbones()
-    if name not in backbones:
-        raise UnknownNameError(f"unknown backbone {name!r}; registered: {', '.join(backbones)}")
-    return backbones[name]
+    if name in backbones:
+        return backbones[name]
+    if settings is not None:
+        from viscover.features.finetune import finetuned_spec
+
+        spec = finetuned_spec(name, settings)
+        if spec is not None:
+            return spec
+    raise UnknownNameError(f"unknown backbone {name!r}; registered: {', '.join(backbones)}")
 
 
 class FeatureNet(nn.Module):
@@ -105,8 +113,9 @@ class FeatureNet(nn.Module):
 
 def create_backbone(name: str, layer: str | None = None, settings: Settings | None = None) -> FeatureNet:
     """Build a pretrained backbone cut at `layer` (default: its pooled penultimate layer)."""
-    spec = backbone_spec(name)
-    network = spec.build(settings or Settings())
+    settings = settings or Settings()
+    spec = backbone_spec(name, settings)
+    network = spec.build(settings)
     return FeatureNet(spec, layer or spec.default_layer, network).eval()
 
 

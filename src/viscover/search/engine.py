@@ -99,25 +99,30 @@ class Engine:
 
     def index(self, progress: bool = True) -> IndexReport:
         """Extract features of pins that lack them, then bring the binary index up to date."""
-        backbone_spec(self.settings.backbone)  # an unknown name is an error even with nothing to extract
-        report = IndexReport()
-        todo = self.catalog.pins_without_features(self.feature_key)
-        if todo:
-            embedder = self._embedder(self.settings.backbone, self.settings.layer)
-            report.runtime = embedder.runtime
-            start = time.perf_counter()
-            items = [(pin.key, pin.location) for pin in todo]
-            for batch in embed_locations(embedder, items, self.settings, progress):
-                if batch.keys:
-                    self.catalog.put_features(self.feature_key, batch.keys, batch.vectors)
-                report.extracted += len(batch.keys)
-                report.failures.extend(batch.failures)
-            report.seconds = time.perf_counter() - start
+        report = self.extract(self.settings.backbone, self.settings.layer, progress)
         self._raw.clear()  # raw L2/L1 indexes are rebuilt from the stored features on next use
         self._visual, report.rebuilt = self._updated_visual_index()
         if self._visual is not None:
             self._visual.save(self._visual_path)
             report.indexed, report.bits = len(self._visual.codes), self._visual.binarizer.bits
+        return report
+
+    def extract(self, backbone: str, layer: str, progress: bool = True) -> IndexReport:
+        """Store `backbone/layer` features for every pin that lacks them (batch by batch: resumable)."""
+        backbone_spec(backbone, self.settings)  # an unknown name is an error even with nothing to extract
+        model, report = f"{backbone}/{layer}", IndexReport()
+        todo = self.catalog.pins_without_features(model)
+        if todo:
+            embedder = self.embedder(backbone, layer)
+            report.runtime = embedder.runtime
+            start = time.perf_counter()
+            items = [(pin.key, pin.location) for pin in todo]
+            for batch in embed_locations(embedder, items, self.settings, progress):
+                if batch.keys:
+                    self.catalog.put_features(model, batch.keys, batch.vectors)
+                report.extracted += len(batch.keys)
+                report.failures.extend(batch.failures)
+            report.seconds = time.perf_counter() - start
         return report
 
     def _updated_visual_index(self) -> tuple[VisualIndex | None, bool]:
@@ -193,7 +198,7 @@ class Engine:
         if crop is not None:
             image = crop.apply(image)
         backbone, layer = model.split("/", 1)
-        return self._embedder(backbone, layer).embed([image])[0]
+        return self.embedder(backbone, layer).embed([image])[0]
 
     def pin(self, pin_id: str) -> Pin:
         return self.catalog.get(pin_id)
@@ -205,7 +210,8 @@ class Engine:
             raise NotIndexedError(f"no index under {self.settings.home}: run `viscover index` first")
         return self._visual
 
-    def _embedder(self, backbone: str, layer: str) -> Embedder:
+    def embedder(self, backbone: str, layer: str) -> Embedder:
+        """The (cached) embedder of one feature space."""
         key = f"{backbone}/{layer}"
         if key not in self._embedders:
             self._embedders[key] = Embedder(create_backbone(backbone, layer, self.settings), self.settings)

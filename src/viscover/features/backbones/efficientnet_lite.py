@@ -27,6 +27,7 @@ register_backbone(
         build=_build,
         # The TF-Lite convention (x*255-127)/128, measured here to give sharp ImageNet predictions.
         preprocess=Preprocess(256, 224, mean=(127 / 255,) * 3, std=(128 / 255,) * 3),
+        classifier="_fc",
         layers={"pool": "view", "logits": "_fc", **{f"block{i}": f"_blocks.{i}" for i in range(16)}},
         description="EfficientNet-Lite0, ImageNet; pool = 1280-d ReLU6 pooled head, logits = 1000-d",
     )

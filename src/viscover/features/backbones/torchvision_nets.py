@@ -87,6 +87,7 @@ for _name, _layers in NETWORKS.items():
             build=_builder(_name),
             preprocess=Preprocess(),
             layers=_layers,
+            classifier=_layers["logits"],
             description=f"torchvision {_name}, ImageNet DEFAULT weights; layers {', '.join(_layers)}",
         )
     )
