@@ -57,3 +57,12 @@ def test_bit_layout_matches_faiss_hamming(relu_features: np.ndarray) -> None:
     mine = hamming_distances(codes[0], codes)
     assert np.array_equal(np.sort(mine), distances[0])
     assert np.array_equal(mine[ids[0]], distances[0])
+
+
+def test_one_bit_per_dimension_pads_odd_widths(relu_features: np.ndarray) -> None:
+    """An odd width (e.g. 101-class fine-tuned logits) is padded to whole bytes with zero bits."""
+    binarizer = Binarizer.fit("median", relu_features[:, :37])
+    assert binarizer.bits == 40
+    codes = binarizer(relu_features[:, :37])
+    assert codes.shape == (400, 5) and not np.unpackbits(codes, axis=1, bitorder="little")[:, 37:].any()
+    assert Binarizer.fit("itq", relu_features[:, :37], 256).bits == 32  # a projection keeps whole bytes

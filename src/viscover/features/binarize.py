@@ -38,14 +38,14 @@ class Binarizer:
             raise UnknownNameError(f"unknown binarizer {method!r}; choose one of {', '.join(METHODS)}")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         count, dim = vectors.shape
-        want = dim if bits is None else bits
-        if want <= 0 or want % 8:
-            raise ValueError(f"code length must be a positive multiple of 8 bits, got {want}")
+        if bits is not None and (bits <= 0 or bits % 8):
+            raise ValueError(f"code length must be a positive multiple of 8 bits, got {bits}")
+        want = dim if bits is None else bits  # one bit per dimension is padded up to whole bytes
         transform: faiss.VectorTransform | None = None
         out = want
         if method == "itq" or want < dim:
             # A learned projection needs at least as many samples as output dimensions.
-            out = min(want, dim, (count - 1) // 8 * 8)
+            out = min(want, dim // 8 * 8, (count - 1) // 8 * 8)
             if out < 8:
                 raise ValueError(f"{method} binarizer needs at least 9 vectors to learn from, got {count}")
             if out < want:
