@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +21,7 @@ from viscover.config import Settings
 from viscover.errors import BadImageError
 from viscover.features.registry import FeatureNet
 from viscover.ingest.images import read_bytes
+from viscover.storage import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -135,32 +134,25 @@ def _onnx_session(net: FeatureNet, cache: Path):
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
         sample = torch.rand(2, 3, crop, crop) * 4 - 2
-        fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=cache)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the exporter's constant-folding notes are not actionable
                 torch.onnx.export(
                     net,
                     (sample,),
-                    tmp,
+                    str(tmp),
                     input_names=["images"],
                     output_names=["features"],
                     dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
                     opset_version=17,
                     dynamo=False,
                 )
-            session = ort.InferenceSession(tmp, options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
             with torch.inference_mode():
                 expected = net(sample).numpy()
             got = session.run(None, {"images": sample.numpy()})[0]
             error = float(np.abs(got - expected).max() / (np.abs(expected).max() + 1e-6))
             if error > EXPORT_TOLERANCE:
                 raise RuntimeError(f"ONNX output differs from PyTorch by {error:.2e} (relative)")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

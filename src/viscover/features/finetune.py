@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from viscover.config import Settings
 from viscover.errors import ViscoverError
 from viscover.features.registry import BackboneSpec, Preprocess, backbone_spec
 from viscover.ingest import Catalog
+from viscover.storage import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +238,8 @@ def finetune(catalog: Catalog, config: FinetuneConfig, settings: Settings, progr
         "history": state["history"],
         "best_val_accuracy": state["best"],
     }
-    _atomic_write(folder / "meta.json", json.dumps(meta, indent=1))
+    with atomic_path(folder / "meta.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
     return FinetuneReport(config.name, state["epoch"], state["best"], state["history"])
 
 
@@ -294,18 +294,5 @@ def _builtin_names() -> set[str]:
 
 
 def _atomic_save(obj: object, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

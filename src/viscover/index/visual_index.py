@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from viscover.features.binarize import Binarizer
 from viscover.index.vector_index import VectorIndex
+from viscover.storage import atomic_path
 
 
 @dataclass
@@ -33,17 +33,10 @@ class VisualIndex:
             "requested_bits": self.requested_bits,
         }
         arrays = {f"binarizer_{k}": v for k, v in self.binarizer.to_arrays().items()}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, state=np.array(json.dumps(state)), index=self.codes.to_bytes(), **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp, tmp.open("wb") as handle:
+            np.savez(handle, state=np.array(json.dumps(state)), index=self.codes.to_bytes(), **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     @classmethod
     def load(cls, path: Path) -> VisualIndex | None:
