@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -19,7 +20,8 @@ PER_CLASS = 6
 @pytest.fixture(scope="session", autouse=True)
 def _shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """One ONNX export for the whole run, instead of one per test home."""
-    os.environ["VISCOVER_MODELS_DIR"] = str(tmp_path_factory.mktemp("models"))
+    os.environ["VISCOVER_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["VISCOVER_MODELS_DIR"] = str(SHARED / "models")
     os.environ["VISCOVER_ALLOW_DOWNLOAD"] = "0"
 
 
@@ -57,3 +59,31 @@ def engine(indexed_home: Path, tmp_path: Path) -> Engine:
     shutil.copytree(indexed_home, home)
     with Engine.open(home) as opened:
         yield opened
+
+
+COCO_MINI = SHARED / "datasets" / "coco-mini"
+COCO128 = SHARED / "datasets" / "coco128"
+
+
+def coco_val_image(number: int) -> Path:
+    return COCO_MINI / "val2017" / f"{number:012d}.jpg"
+
+
+@pytest.fixture(scope="session")
+def coco_val_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A COCO-json dataset of the first 4 annotated coco-mini val images (real boxes, real pictures)."""
+    data = json.loads((COCO_MINI / "annotations" / "instances_val2017.json").read_text())
+    annotated = sorted({a["image_id"] for a in data["annotations"]})[:4]
+    root = tmp_path_factory.mktemp("coco")
+    (root / "annotations").mkdir()
+    (root / "val2017").mkdir()
+    images = [i for i in data["images"] if i["id"] in annotated]
+    for image in images:
+        shutil.copy(COCO_MINI / "val2017" / image["file_name"], root / "val2017")
+    subset = {
+        "images": images,
+        "annotations": [a for a in data["annotations"] if a["image_id"] in annotated],
+        "categories": data["categories"],
+    }
+    (root / "annotations" / "instances_val2017.json").write_text(json.dumps(subset))
+    return root

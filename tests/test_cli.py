@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import caltech_image
+from PIL import Image
+
+from tests.conftest import caltech_image, coco_val_image
 
 VISCOVER = Path(sys.executable).parent / "viscover"
 
@@ -74,3 +76,73 @@ def test_eval_retrieval_writes_table_and_plots(caltech_subset: Path, tmp_path: P
     assert {p.name for p in out.iterdir()} == {"retrieval.md", "retrieval.csv", "retrieval.png", "feature-map.png"}
     refused = viscover("eval", "retrieval", "--binarize", "none", "--metric", "hamming", home=tmp_path / "home")
     assert refused.returncode == 2 and "needs metric l2 or l1" in refused.stderr
+
+
+def test_detect_an_image_as_json_and_a_drawing(tmp_path: Path) -> None:
+    drawing = tmp_path / "boxes.png"
+    image = str(coco_val_image(139))
+    result = viscover("detect", image, "--detector", "yolox_nano", "--json", "--draw", str(drawing), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout[: result.stdout.rindex("]") + 1])
+    assert {"tv", "chair"} <= {r["label"] for r in rows} and all(r["score"] >= 0.5 for r in rows)
+    assert Image.open(drawing).size == Image.open(image).size
+    table = viscover("detect", "--min-score", "0.8", image, home=tmp_path)  # options before the image work too
+    assert table.returncode == 0 and "ssd_mobilenet_v1_coco, score >= 0.8" in table.stdout
+    unknown = viscover("detect", image, "--detector", "yolo9000", home=tmp_path)
+    assert unknown.returncode == 2 and "unknown detector 'yolo9000'" in unknown.stderr
+
+
+def test_eval_detection_writes_table_3(coco_val_subset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = ["eval", "detection", "--data", str(coco_val_subset), "--detectors", "ssd_mobilenet_v1_coco,yolox_nano"]
+    result = viscover(*args, "--out", str(out), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "IoU 0.7" in result.stdout and "IoU 0.5" in result.stdout and "Home decor" in result.stdout
+    assert {p.name for p in out.iterdir()} == {
+        "detection.md",
+        "detection-iou0.7.csv",
+        "detection-iou0.5.csv",
+        "detection-pr.png",
+    }
+    bad = viscover(*args, "--groups", "Toys=teddy bear,lego", home=tmp_path)
+    assert bad.returncode == 2 and "lego" in bad.stderr
+    empty = viscover("eval", "detection", "--data", str(tmp_path / "results"), home=tmp_path)
+    assert empty.returncode == 2 and "no COCO annotations" in empty.stderr
+
+
+def test_detect_train_then_use_the_detector_by_name(coco_val_subset: Path, tmp_path: Path) -> None:
+    train = viscover(
+        "detect",
+        "train",
+        "--data",
+        str(coco_val_subset),
+        "--split",
+        "val",
+        "--name",
+        "mini_frcnn",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--image-size",
+        "256",
+        home=tmp_path,
+    )
+    assert train.returncode == 0, train.stderr
+    assert "mini_frcnn" in viscover("detectors", home=tmp_path).stdout
+    detect = viscover("detect", str(coco_val_image(139)), "--detector", "mini_frcnn", "--min-score", "0", home=tmp_path)
+    assert detect.returncode == 0 and "objects (mini_frcnn" in detect.stdout
+
+
+def test_objects_then_object_search(coco_val_subset: Path, tmp_path: Path) -> None:
+    assert viscover("ingest", str(coco_val_subset / "val2017"), home=tmp_path).returncode == 0
+    objects = viscover("objects", "--detector", "yolox_nano", "--context", "0.1", home=tmp_path)
+    assert objects.returncode == 0 and "4 pins detected" in objects.stdout, objects.stderr
+    again = viscover("objects", "--detector", "yolox_nano", "--context", "0.1", home=tmp_path)
+    assert "0 pins detected" in again.stdout  # resumable: nothing left to do
+    query = sorted((coco_val_subset / "val2017").iterdir())[0]
+    search = viscover("--home", str(tmp_path), "search", str(query), "--objects", "--json", "-k", "2", home=tmp_path)
+    rows = json.loads(search.stdout)
+    assert rows[0]["location"] == str(query) and len(rows[0]["object"]["box"]) == 4
+    outside = viscover("search", str(query), "--objects", "--crop", "600,400,100,100", home=tmp_path)
+    assert outside.returncode == 2 and "outside" in outside.stderr

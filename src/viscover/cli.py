@@ -1,4 +1,4 @@
-"""The `viscover` command line: ingest, index, search, delete, info, backbones."""
+"""The `viscover` command line: ingest, index, search, delete, info, backbones, detect, objects, eval."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from viscover.config import Settings
 from viscover.errors import ViscoverError
@@ -26,6 +27,7 @@ class _GlobalOptions:
     """Options given before the command name."""
 
     home: Path | None = None
+    models_dir: Path | None = None
     quiet: bool = False
 
 
@@ -35,15 +37,19 @@ _options = _GlobalOptions()
 @app.callback()
 def _global(
     home: Annotated[Path | None, typer.Option(help="project data directory [env VISCOVER_HOME]")] = None,
+    models_dir: Annotated[
+        Path | None, typer.Option(help="folder of model files, e.g. ../shared/models [env VISCOVER_MODELS_DIR]")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
-    _options.home, _options.quiet = home, quiet
+    _options.home, _options.models_dir, _options.quiet = home, models_dir, quiet
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 
 
 def _engine(**settings: object) -> Engine:
     """An engine with the command's setting overrides; unset options fall back to env and defaults."""
-    fields = {k: v for k, v in {"home": _options.home, **settings}.items() if v is not None}
+    given = {"home": _options.home, "models_dir": _options.models_dir, **settings}
+    fields = {k: v for k, v in given.items() if v is not None}
     return Engine(Settings(**fields))
 
 
@@ -101,9 +107,15 @@ def search_command(
     k: Annotated[int, typer.Option("-k", "--top", help="number of results")] = 10,
     metric: Annotated[str, typer.Option(help=f"one of {', '.join(METRICS)}")] = "hamming",
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    objects: Annotated[
+        bool, typer.Option("--objects", help="object search: scenes containing objects like the query")
+    ] = False,
 ) -> None:
     """Visual search: the pins nearest to an image, a pin, or a crop of either."""
     box = CropBox.parse(crop) if crop else None
+    if objects:
+        _search_objects(query, box, k, as_json)
+        return
     with _engine() as engine:
         hits = engine.search(query, crop=box, k=k, metric=metric)
     if as_json:
@@ -124,6 +136,28 @@ def search_command(
         typer.echo(
             f"{hit.rank:>4}  {hit.distance:>9.3f}  {hit.pin.pin_id:<18} "
             f"{hit.pin.category or '-':<20} {hit.pin.location}{dups}"
+        )
+
+
+def _search_objects(query: str, box: CropBox | None, k: int, as_json: bool) -> None:
+    from viscover.search import search_objects
+
+    with _engine() as engine:
+        hits = search_objects(engine, query, crop=box, k=k)
+    if as_json:
+        rows = [
+            {**asdict(hit.pin), "rank": hit.rank, "distance": hit.distance, "object": asdict(hit.object)}
+            for hit in hits
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'rank':>4}  {'distance':>9}  {'pin':<18} {'object':<22} {'box (x0,y0,x1,y1)':<26} location")
+    for hit in hits:
+        o = hit.object
+        box_text = ",".join(f"{v:.0f}" for v in o.box)
+        typer.echo(
+            f"{hit.rank:>4}  {hit.distance:>9.3f}  {hit.pin.pin_id:<18} {f'{o.label} {o.score:.2f}':<22} "
+            f"{box_text:<26} {hit.pin.location}"
         )
 
 
@@ -152,6 +186,135 @@ def backbones_command() -> None:
     """List the registered backbones and their named layers."""
     for name, spec in list_backbones().items():
         typer.echo(f"{name:<20} {spec.description}")
+
+
+@app.command("detectors")
+def detectors_command() -> None:
+    """List the registered detectors and those trained into this home."""
+    from viscover.detect import list_detectors
+    from viscover.detect.train import trained_detectors
+
+    for name, spec in list_detectors().items():
+        typer.echo(f"{name:<24} {spec.description}")
+    with _engine() as engine:
+        for name in trained_detectors(engine.settings):
+            typer.echo(f"{name:<24} trained by `viscover detect train` under {engine.settings.home}")
+
+
+class _DetectGroup(TyperGroup):
+    """`viscover detect IMAGE …` runs the `image` subcommand; `viscover detect train …` trains."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["image", *args]
+        return super().parse_args(ctx, args)
+
+
+detect_app = typer.Typer(cls=_DetectGroup, no_args_is_help=True, help="Object detection: run or train detectors.")
+app.add_typer(detect_app, name="detect")
+
+
+@detect_app.command("image")
+def detect_image_command(
+    image: Annotated[str, typer.Argument(help="image path or URL")],
+    detector: Annotated[str | None, typer.Option(help="detector name (see `viscover detectors`)")] = None,
+    min_score: Annotated[float | None, typer.Option(help="drop detections below this confidence")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    draw: Annotated[Path | None, typer.Option(help="write the image with boxes drawn to this file")] = None,
+) -> None:
+    """Detect objects in one image: boxes, labels and scores (the default: `viscover detect IMAGE`)."""
+    from viscover.detect import create_detector, dominant_object, draw_detections
+    from viscover.ingest import load_image
+
+    with _engine(detector=detector, min_score=min_score) as engine:
+        settings = engine.settings
+    picture = load_image(image, settings.max_image_pixels, settings.fetch_timeout_s).image
+    found = create_detector(settings.detector, settings).detect(picture, settings.min_score)
+    dominant = dominant_object(found, *picture.size, settings.dominant_area, settings.dominant_score)
+    if draw is not None:
+        draw_detections(picture, found).save(draw)
+    if as_json:
+        rows = [{**asdict(d), "dominant": d is dominant} for d in found]
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        typer.echo(f"{len(found)} objects ({settings.detector}, score >= {settings.min_score}):")
+        for d in found:
+            mark = "  dominant" if d is dominant else ""
+            typer.echo(f"  {d.label:<16} {d.score:.3f}  box {', '.join(f'{v:.0f}' for v in d.box)}{mark}")
+    if draw is not None:
+        typer.echo(f"wrote {draw}")
+
+
+@detect_app.command("train")
+def detect_train_command(
+    data: Annotated[Path, typer.Option(help="COCO-json, Pascal-VOC or YOLO-txt dataset")],
+    name: Annotated[str, typer.Option(help="name of the new detector")] = "fasterrcnn_trained",
+    arch: Annotated[str, typer.Option(help="fasterrcnn or ssd")] = "fasterrcnn",
+    split: Annotated[str, typer.Option(help="which split to train on (matched by name)")] = "train",
+    epochs: Annotated[int, typer.Option(help="passes over the data")] = 10,
+    batch_size: Annotated[int, typer.Option(help="images per step")] = 2,
+    lr: Annotated[float, typer.Option(help="peak SGD learning rate (one-cycle schedule)")] = 0.01,
+    match_iou: Annotated[float, typer.Option(help="IoU for a positive anchor/proposal match (paper: 0.7)")] = 0.5,
+    ohem: Annotated[bool, typer.Option(help="SSD: online hard example mining instead of 3:1 negatives")] = False,
+    proposals: Annotated[int, typer.Option(help="Faster R-CNN proposals kept at inference (300 or 100)")] = 300,
+    image_size: Annotated[int, typer.Option(help="input size (shorter side for Faster R-CNN)")] = 384,
+    trainable_blocks: Annotated[int, typer.Option(help="EfficientNet-Lite0 blocks trained, from the top")] = 8,
+    seed: Annotated[int, typer.Option(help="shuffling seed")] = 0,
+    max_steps: Annotated[int | None, typer.Option(help="cap on steps per epoch (smoke runs)")] = None,
+) -> None:
+    """Fine-tune a Faster R-CNN or SSD (EfficientNet-Lite0 backbone, ImageNet) on a detection dataset."""
+    from viscover.detect import load_dataset
+    from viscover.detect.train import DetectTrainConfig, train_detector
+
+    config = DetectTrainConfig(
+        name=name,
+        arch=arch,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        match_iou=match_iou,
+        ohem=ohem,
+        proposals=proposals,
+        image_size=image_size,
+        trainable_blocks=trainable_blocks,
+        seed=seed,
+        max_steps=max_steps,
+    )
+    dataset = load_dataset(data, split)
+    with _engine() as engine:
+        history = train_detector(dataset, config, engine.settings, _progress())
+    last = ", ".join(f"{k} {v:.3f}" for k, v in history[-1].items() if k != "epoch") if history else "-"
+    typer.echo(f"detect train: {name} ({arch}) on {dataset.name}, {len(history)} epochs; last losses: {last}")
+    typer.echo(f"use it with --detector {name} or --detectors {name}")
+
+
+@app.command("objects")
+def objects_command(
+    detector: Annotated[str | None, typer.Option(help="detector name (see `viscover detectors`)")] = None,
+    min_score: Annotated[float | None, typer.Option(help="drop detections below this confidence")] = None,
+    context: Annotated[float | None, typer.Option(help="grow each crop by this fraction of its box per side")] = None,
+    dominant_area: Annotated[float | None, typer.Option(help="dominant object: largest box covers this share")] = None,
+    dominant_score: Annotated[float | None, typer.Option(help="dominant object: or its score reaches this")] = None,
+) -> None:
+    """Detect objects in every pin not yet done, store them, and index their crops for object search."""
+    from viscover.search import index_objects
+
+    options = dict(
+        detector=detector,
+        min_score=min_score,
+        object_context=context,
+        dominant_area=dominant_area,
+        dominant_score=dominant_score,
+    )
+    with _engine(**options) as engine:
+        report = index_objects(engine, progress=_progress())
+    for where, reason in report.failures:
+        typer.echo(f"skipped {where}: {reason}", err=True)
+    speed = f" in {report.seconds:.1f} s" if report.pins else ""
+    typer.echo(
+        f"objects: {report.pins} pins detected{speed}, {report.objects} objects, {report.dominant} with a dominant "
+        f"object; {report.indexed} objects in the object index"
+    )
 
 
 eval_app = typer.Typer(no_args_is_help=True, help="The paper's offline evaluations, as tables and plots.")
@@ -213,6 +376,48 @@ def eval_retrieval_command(
                 plot_feature_map(raw, codes, labels, out / "feature-map.png", f"{row.backbone}/{row.layer}", seed)
                 written.append(out / "feature-map.png")
             typer.echo("wrote " + ", ".join(map(str, written)))
+
+
+@eval_app.command("detection")
+def eval_detection_command(
+    data: Annotated[Path, typer.Option(help="COCO-json, Pascal-VOC or YOLO-txt dataset")],
+    split: Annotated[str, typer.Option(help="which split to evaluate (matched by name)")] = "val",
+    detectors: Annotated[str, typer.Option(help="comma-separated detector names")] = "ssd_mobilenet_v1_coco",
+    iou: Annotated[str, typer.Option(help="comma-separated IoU thresholds")] = "0.7,0.5",
+    min_score: Annotated[float, typer.Option(help="score threshold of the table (the curve sweeps all)")] = 0.5,
+    groups: Annotated[
+        str | None, typer.Option(help="category groups, e.g. 'Fashion=handbag,tie;Vehicles=car,bus'")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for detection.md/.csv and detection-pr.png")] = None,
+) -> None:
+    """Precision and recall per category group at an IoU, a PR curve and latency (the paper's Table 3)."""
+    from viscover.detect import create_detector, load_dataset
+    from viscover.evaluate.detection import (
+        DEFAULT_GROUPS,
+        DetectionStudy,
+        check_groups,
+        parse_groups,
+        run_detector,
+        write_detection_report,
+    )
+
+    try:
+        thresholds = [float(v) for v in _split(iou)]
+    except ValueError:
+        raise ViscoverError(f"--iou takes numbers separated by commas, got {iou!r}") from None
+    if not all(0 < t <= 1 for t in thresholds):
+        raise ViscoverError(f"IoU thresholds must be in (0, 1], got {iou}")
+    dataset = load_dataset(data, split)
+    chosen = parse_groups(groups) if groups else DEFAULT_GROUPS
+    check_groups(chosen, dataset.classes)
+    with _engine() as engine:
+        loaded = [create_detector(name, engine.settings) for name in _split(detectors)]
+    runs = [run_detector(detector, dataset, min_score=0.05, progress=_progress()) for detector in loaded]
+    study = DetectionStudy(dataset, runs, thresholds, min_score, chosen)
+    command = "viscover " + " ".join(sys.argv[1:])
+    typer.echo(write_detection_report(study, out, command))
+    if out is not None:
+        typer.echo(f"wrote {out / 'detection.md'}, {out / 'detection-pr.png'}")
 
 
 @app.command("finetune")

@@ -40,11 +40,23 @@ class Settings(BaseSettings):
         le=1,
         description="results differing from a better one in at most this fraction of code bits are near-duplicates",
     )
+    detector: str = Field("ssd_mobilenet_v1_coco", description="detector name (see `viscover detectors`)")
+    min_score: float = Field(0.5, ge=0, le=1, description="detections below this confidence are dropped")
+    object_context: float = Field(
+        0.15, ge=0, le=1, description="object crops grow by this fraction of the box per side (section 6: context)"
+    )
+    dominant_area: float = Field(0.25, ge=0, le=1, description="dominant object: largest box covers this share")
+    dominant_score: float = Field(0.9, ge=0, le=1, description="dominant object: or its score reaches this")
     max_image_pixels: int = Field(89_478_485, description="images larger than this are refused as decompression bombs")
-    models_dir: Path | None = Field(None, description="where ONNX exports are cached (default: HOME/models)")
-    weights_dir: Path | None = Field(None, description="folder searched first for downloaded weight files")
-    allow_download: bool = Field(
-        True, description="may fetch torchvision weights into the torch hub cache when missing"
+    models_dir: Path | None = Field(
+        None,
+        description="where model files are found: detector folders (e.g. ssd-mobilenet-v1-coco/) and "
+        "torchvision weight files (default: HOME/models)",
+    )
+    cache_dir: Path | None = Field(None, description="where ONNX exports are cached (default: HOME/cache)")
+    allow_download: bool = Field(True, description="may fetch missing weights when a download URL is known")
+    download_mirror: str | None = Field(
+        None, description="base URL that replaces https://download.pytorch.org/models/ for weight downloads"
     )
     fetch_timeout_s: float = Field(20.0, description="timeout for images given by URL in a manifest")
 
@@ -57,5 +69,9 @@ class Settings(BaseSettings):
         return self.home / "index"
 
     @property
-    def model_cache(self) -> Path:
+    def model_files(self) -> Path:
         return self.models_dir or self.home / "models"
+
+    @property
+    def model_cache(self) -> Path:
+        return self.cache_dir or self.home / "cache"

@@ -51,7 +51,7 @@ def test_torchvision_weights_load_from_a_local_file(tmp_path: Path) -> None:
     url = torchvision.models.get_model_weights("resnet50").DEFAULT.url
     reference = torchvision.models.resnet50(weights=None)
     torch.save(reference.state_dict(), tmp_path / url.rsplit("/", 1)[-1])
-    settings = Settings(home=tmp_path, weights_dir=tmp_path, allow_download=False)
+    settings = Settings(home=tmp_path, models_dir=tmp_path, allow_download=False)
     net = create_backbone("resnet50", "pool5", settings)
     assert torch.equal(net.body.conv1.weight, reference.conv1.weight)
     with torch.inference_mode():
@@ -66,7 +66,7 @@ def test_missing_torchvision_weights_say_where_to_put_them(tmp_path: Path, monke
 
 
 def test_onnx_runtime_matches_pytorch_on_real_images(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, models_dir=tmp_path / "models")
+    settings = Settings(home=tmp_path, cache_dir=tmp_path / "models")
     onnx = Embedder(create_backbone("efficientnet_lite0"), settings)
     eager = Embedder(create_backbone("efficientnet_lite0"), Settings(home=tmp_path, runtime="torch"))
     assert (onnx.runtime, eager.runtime) == ("onnx", "torch")

@@ -39,15 +39,22 @@ def table_rows(study: StudyResult) -> tuple[list[str], list[list[str]]]:
 
 
 def format_table(study: StudyResult) -> str:
-    header, rows = table_rows(study)
+    return text_table(*table_rows(study))
+
+
+def markdown_table(study: StudyResult) -> str:
+    return markdown_rows(*table_rows(study))
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, a dashed rule under the header."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in [header, *rows]]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 
-def markdown_table(study: StudyResult) -> str:
-    header, rows = table_rows(study)
+def markdown_rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -56,10 +63,7 @@ def markdown_table(study: StudyResult) -> str:
 def write_report(study: StudyResult, out: Path, command: str, title: str) -> list[Path]:
     """Markdown (with the command that made it), CSV and the P@K bar chart under `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    header, rows = table_rows(study)
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows([header, *rows])
-    (out / "retrieval.csv").write_text(buffer.getvalue())
+    (out / "retrieval.csv").write_text(csv_text(*table_rows(study)))
     noise = f", {study.noise} white-noise distractors added for the last column" if study.noise else ""
     (out / "retrieval.md").write_text(
         f"# {title}\n\n```bash\n{command}\n```\n\n{study.queries} seeded queries (seed {study.seed}) over "
@@ -68,6 +72,12 @@ def write_report(study: StudyResult, out: Path, command: str, title: str) -> lis
     )
     plot_precision(study, out / "retrieval.png")
     return [out / "retrieval.md", out / "retrieval.csv", out / "retrieval.png"]
+
+
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    return buffer.getvalue()
 
 
 def plot_precision(study: StudyResult, path: Path) -> None:

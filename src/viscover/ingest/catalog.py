@@ -36,6 +36,22 @@ CREATE TABLE IF NOT EXISTS features (
     vector BLOB NOT NULL,               -- float32, little-endian
     PRIMARY KEY (key, model)
 );
+CREATE TABLE IF NOT EXISTS objects (
+    id INTEGER PRIMARY KEY,             -- stable integer id used by the object index
+    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
+    run TEXT NOT NULL,                  -- detector + embedding that produced it (see search/objects.py)
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    label TEXT NOT NULL,
+    score REAL NOT NULL,
+    dominant INTEGER NOT NULL,          -- the pin's dominant visual object (section 6)
+    vector BLOB NOT NULL                -- float32 embedding of the padded crop
+);
+CREATE INDEX IF NOT EXISTS objects_run ON objects(run, key);
+CREATE TABLE IF NOT EXISTS detected (   -- pins a run has finished, including those with no objects
+    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
+    run TEXT NOT NULL,
+    PRIMARY KEY (key, run)
+);
 """
 
 
@@ -52,6 +68,18 @@ class Pin:
     boards: tuple[str, ...] = ()
     category: str | None = None
     key: int = field(default=-1, compare=False)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A detected object of a pin, as stored: box in the pin's pixels, label, score, dominance."""
+
+    id: int
+    key: int
+    box: tuple[float, float, float, float]
+    label: str
+    score: float
+    dominant: bool
 
 
 class Catalog:
@@ -178,6 +206,49 @@ class Catalog:
         if out is None:
             return out_keys[:0], np.empty((0, 0), dtype=np.float32)
         return out_keys[:n], out[:n]
+
+    # -- objects -------------------------------------------------------------------------------------
+
+    def pins_without_objects(self, run: str) -> list[Pin]:
+        rows = self._db.execute(
+            "SELECT * FROM pins WHERE key NOT IN (SELECT key FROM detected WHERE run = ?) ORDER BY key", (run,)
+        )
+        return list(map(_pin_from_row, rows))
+
+    def put_objects(self, run: str, key: int, objects: Sequence[StoredObject], vectors: np.ndarray) -> None:
+        """Replace a pin's objects for `run` and mark it done, in one transaction (a crash keeps all or none)."""
+        vectors = np.ascontiguousarray(vectors, dtype="<f4")
+        with self._transaction():
+            self._db.execute("DELETE FROM objects WHERE key = ? AND run = ?", (key, run))
+            self._db.executemany(
+                "INSERT INTO objects (key, run, x0, y0, x1, y1, label, score, dominant, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (key, run, *o.box, o.label, o.score, int(o.dominant), v.tobytes())
+                    for o, v in zip(objects, vectors, strict=True)
+                ],
+            )
+            self._db.execute("INSERT OR REPLACE INTO detected (key, run) VALUES (?, ?)", (key, run))
+
+    def objects(self, run: str, ids: Sequence[int] | None = None, key: int | None = None) -> list[StoredObject]:
+        """Stored objects of a run: all, those with the given ids, or those of one pin."""
+        query, args = "SELECT id, key, x0, y0, x1, y1, label, score, dominant FROM objects WHERE run = ?", [run]
+        if ids is not None:
+            query += f" AND id IN ({','.join('?' * len(ids))})"
+            args += [int(i) for i in ids]
+        if key is not None:
+            query += " AND key = ?"
+            args.append(key)
+        rows = self._db.execute(query + " ORDER BY id", args)
+        return [StoredObject(r[0], r[1], tuple(r[2:6]), r[6], r[7], bool(r[8])) for r in rows]
+
+    def object_vectors(self, run: str) -> tuple[np.ndarray, np.ndarray]:
+        """(object ids, float32 matrix) of every object of a run."""
+        rows = self._db.execute("SELECT id, vector FROM objects WHERE run = ? ORDER BY id", (run,)).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
 
     # -- helpers ---------------------------------------------------------------------------------------
 

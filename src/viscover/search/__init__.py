@@ -1,5 +1,17 @@
-"""Search stage: the `Engine` that composes catalog, features and index, and its typed results."""
+"""Search stage: the `Engine` that composes catalog, features and index, its typed results, and the
+object index behind "scenes that contain this object"."""
 
 from viscover.search.engine import Engine, IndexReport, Query, SearchHit
+from viscover.search.objects import ObjectsReport, SceneHit, index_objects, object_run, search_objects
 
-__all__ = ["Engine", "IndexReport", "Query", "SearchHit"]
+__all__ = [
+    "Engine",
+    "IndexReport",
+    "ObjectsReport",
+    "Query",
+    "SceneHit",
+    "SearchHit",
+    "index_objects",
+    "object_run",
+    "search_objects",
+]
