@@ -140,6 +140,7 @@ def test_objects_then_object_search(coco_val_subset: Path, tmp_path: Path) -> No
     assert objects.returncode == 0 and "4 pins detected" in objects.stdout, objects.stderr
     again = viscover("objects", "--detector", "yolox_nano", "--context", "0.1", home=tmp_path)
     assert "0 pins detected" in again.stdout  # resumable: nothing left to do
+    assert "object index: " in viscover("info", home=tmp_path).stdout
     query = sorted((coco_val_subset / "val2017").iterdir())[0]
     search = viscover("--home", str(tmp_path), "search", str(query), "--objects", "--json", "-k", "2", home=tmp_path)
     rows = json.loads(search.stdout)

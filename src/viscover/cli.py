@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 from viscover.config import Settings
 from viscover.errors import ViscoverError
 from viscover.features import METHODS, list_backbones
-from viscover.index import METRICS
+from viscover.index import METRICS, VisualIndex
 from viscover.ingest import CropBox
 from viscover.search import Engine
 
@@ -46,11 +46,19 @@ def _global(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 
 
-def _engine(**settings: object) -> Engine:
-    """An engine with the command's setting overrides; unset options fall back to env and defaults."""
-    given = {"home": _options.home, "models_dir": _options.models_dir, **settings}
-    fields = {k: v for k, v in given.items() if v is not None}
-    return Engine(Settings(**fields))
+def _settings(**overrides: object) -> Settings:
+    """The command's setting overrides; unset options fall back to env and defaults."""
+    given = {"home": _options.home, "models_dir": _options.models_dir, **overrides}
+    return Settings(**{k: v for k, v in given.items() if v is not None})
+
+
+def _engine(**overrides: object) -> Engine:
+    return Engine(_settings(**overrides))
+
+
+def _echo_failures(failures: list[tuple[str, str]]) -> None:
+    for where, reason in failures:
+        typer.echo(f"skipped {where}: {reason}", err=True)
 
 
 def _progress() -> bool:
@@ -64,8 +72,7 @@ def ingest_command(
     """Add images to the catalog. Re-running is idempotent and resumes an interrupted ingest."""
     with _engine() as engine:
         report = engine.ingest(path, progress=_progress())
-        for where, reason in report.failures:
-            typer.echo(f"skipped {where}: {reason}", err=True)
+        _echo_failures(report.failures)
         typer.echo(f"ingest: {report.summary()}; catalog has {len(engine.catalog)} pins")
 
 
@@ -91,8 +98,7 @@ def index_command(
     )
     with _engine(**options) as engine:
         report = engine.index(progress=_progress())
-        for where, reason in report.failures:
-            typer.echo(f"skipped {where}: {reason}", err=True)
+        _echo_failures(report.failures)
         speed = f" at {report.images_per_second:.1f} img/s ({report.runtime})" if report.extracted else ""
         typer.echo(
             f"index: extracted {report.extracted} new{speed}; {report.indexed} pins in the "
@@ -179,6 +185,12 @@ def info_command() -> None:
                 f"index: {len(visual.codes)} codes, {visual.binarizer.bits}-bit {visual.binarizer.method}"
                 f" over {visual.model}, FAISS {visual.codes.spec}"
             )
+        objects = VisualIndex.load(engine.settings.index_dir / "objects.npz")
+        if objects is not None:
+            typer.echo(
+                f"object index: {len(objects.codes)} objects, {objects.binarizer.bits}-bit "
+                f"{objects.binarizer.method}, from {objects.model}"
+            )
 
 
 @app.command("backbones")
@@ -196,9 +208,9 @@ def detectors_command() -> None:
 
     for name, spec in list_detectors().items():
         typer.echo(f"{name:<24} {spec.description}")
-    with _engine() as engine:
-        for name in trained_detectors(engine.settings):
-            typer.echo(f"{name:<24} trained by `viscover detect train` under {engine.settings.home}")
+    settings = _settings()
+    for name in trained_detectors(settings):
+        typer.echo(f"{name:<24} trained by `viscover detect train` under {settings.home}")
 
 
 class _DetectGroup(TyperGroup):
@@ -226,8 +238,7 @@ def detect_image_command(
     from viscover.detect import create_detector, dominant_object, draw_detections
     from viscover.ingest import load_image
 
-    with _engine(detector=detector, min_score=min_score) as engine:
-        settings = engine.settings
+    settings = _settings(detector=detector, min_score=min_score)
     picture = load_image(image, settings.max_image_pixels, settings.fetch_timeout_s).image
     found = create_detector(settings.detector, settings).detect(picture, settings.min_score)
     dominant = dominant_object(found, *picture.size, settings.dominant_area, settings.dominant_score)
@@ -281,8 +292,7 @@ def detect_train_command(
         max_steps=max_steps,
     )
     dataset = load_dataset(data, split)
-    with _engine() as engine:
-        history = train_detector(dataset, config, engine.settings, _progress())
+    history = train_detector(dataset, config, _settings(), _progress())
     last = ", ".join(f"{k} {v:.3f}" for k, v in history[-1].items() if k != "epoch") if history else "-"
     typer.echo(f"detect train: {name} ({arch}) on {dataset.name}, {len(history)} epochs; last losses: {last}")
     typer.echo(f"use it with --detector {name} or --detectors {name}")
@@ -308,8 +318,7 @@ def objects_command(
     )
     with _engine(**options) as engine:
         report = index_objects(engine, progress=_progress())
-    for where, reason in report.failures:
-        typer.echo(f"skipped {where}: {reason}", err=True)
+    _echo_failures(report.failures)
     speed = f" in {report.seconds:.1f} s" if report.pins else ""
     typer.echo(
         f"objects: {report.pins} pins detected{speed}, {report.objects} objects, {report.dominant} with a dominant "
@@ -410,8 +419,7 @@ def eval_detection_command(
     dataset = load_dataset(data, split)
     chosen = parse_groups(groups) if groups else DEFAULT_GROUPS
     check_groups(chosen, dataset.classes)
-    with _engine() as engine:
-        loaded = [create_detector(name, engine.settings) for name in _split(detectors)]
+    loaded = [create_detector(name, _settings()) for name in _split(detectors)]
     runs = [run_detector(detector, dataset, min_score=0.05, progress=_progress()) for detector in loaded]
     study = DetectionStudy(dataset, runs, thresholds, min_score, chosen)
     command = "viscover " + " ".join(sys.argv[1:])

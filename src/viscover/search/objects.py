@@ -6,9 +6,12 @@ finds similar objects and returns the scenes (pins) that hold them.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from viscover.detect import create_detector, dominant_object, pad_box
@@ -55,11 +58,12 @@ def index_objects(engine: Engine, progress: bool = True) -> ObjectsReport:
         detector = create_detector(settings.detector, settings)
         embedder = engine.embedder(settings.backbone, settings.layer)
         start = time.perf_counter()
-        for pin in tqdm(todo, desc=f"objects ({settings.detector})", unit="pin", disable=not progress):
-            try:
-                image = load_image(pin.location, settings.max_image_pixels, settings.fetch_timeout_s).image
-            except BadImageError as exc:
-                report.failures.append((pin.location, str(exc)))
+        images = _decoded_ahead(todo, engine)
+        for pin, image in tqdm(
+            images, total=len(todo), desc=f"objects ({settings.detector})", unit="pin", disable=not progress
+        ):
+            if isinstance(image, BadImageError):
+                report.failures.append((pin.location, str(image)))
                 continue
             found = detector.detect(image, settings.min_score)
             dominant = dominant_object(found, *image.size, settings.dominant_area, settings.dominant_score)
@@ -74,6 +78,27 @@ def index_objects(engine: Engine, progress: bool = True) -> ObjectsReport:
     visual = _build_object_index(engine, run)
     report.indexed = len(visual.codes) if visual else 0
     return report
+
+
+def _decoded_ahead(pins: list[Pin], engine: Engine) -> Iterator[tuple[Pin, Image.Image | BadImageError]]:
+    """Pins with their decoded images (or the decoding error), decoded by worker threads a few pins ahead
+    of the detector."""
+    settings = engine.settings
+
+    def decode(pin: Pin) -> Image.Image | BadImageError:
+        try:
+            return load_image(pin.location, settings.max_image_pixels, settings.fetch_timeout_s).image
+        except BadImageError as exc:
+            return exc
+
+    with ThreadPoolExecutor(settings.decode_workers) as pool:
+        ahead = 2 * settings.decode_workers
+        futures = [pool.submit(decode, pin) for pin in pins[:ahead]]
+        for i, pin in enumerate(pins):
+            if i + ahead < len(pins):
+                futures.append(pool.submit(decode, pins[i + ahead]))
+            yield pin, futures[i].result()
+            futures[i] = None  # let the decoded image go once used
 
 
 def _build_object_index(engine: Engine, run: str) -> VisualIndex | None:
