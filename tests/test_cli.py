@@ -87,7 +87,7 @@ def test_detect_an_image_as_json_and_a_drawing(tmp_path: Path) -> None:
     assert {"tv", "chair"} <= {r["label"] for r in rows} and all(r["score"] >= 0.5 for r in rows)
     assert Image.open(drawing).size == Image.open(image).size
     table = viscover("detect", "--min-score", "0.8", image, home=tmp_path)  # options before the image work too
-    assert table.returncode == 0 and "ssd_mobilenet_v1_coco, score >= 0.8" in table.stdout
+    assert table.returncode == 0 and "yolox_nano, score >= 0.8" in table.stdout
     unknown = viscover("detect", image, "--detector", "yolo9000", home=tmp_path)
     assert unknown.returncode == 2 and "unknown detector 'yolo9000'" in unknown.stderr
 

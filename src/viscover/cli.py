@@ -391,7 +391,9 @@ def eval_retrieval_command(
 def eval_detection_command(
     data: Annotated[Path, typer.Option(help="COCO-json, Pascal-VOC or YOLO-txt dataset")],
     split: Annotated[str, typer.Option(help="which split to evaluate (matched by name)")] = "val",
-    detectors: Annotated[str, typer.Option(help="comma-separated detector names")] = "ssd_mobilenet_v1_coco",
+    detectors: Annotated[
+        str, typer.Option(help="comma-separated detector names")
+    ] = "ssd_mobilenet_v1_coco,yolox_nano,nanodet_m",
     iou: Annotated[str, typer.Option(help="comma-separated IoU thresholds")] = "0.7,0.5",
     min_score: Annotated[float, typer.Option(help="score threshold of the table (the curve sweeps all)")] = 0.5,
     groups: Annotated[

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
         le=1,
         description="results differing from a better one in at most this fraction of code bits are near-duplicates",
     )
-    detector: str = Field("ssd_mobilenet_v1_coco", description="detector name (see `viscover detectors`)")
+    detector: str = Field("yolox_nano", description="detector name (see `viscover detectors`)")
     min_score: float = Field(0.5, ge=0, le=1, description="detections below this confidence are dropped")
     object_context: float = Field(
         0.15, ge=0, le=1, description="object crops grow by this fraction of the box per side (section 6: context)"

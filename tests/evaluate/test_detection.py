@@ -94,10 +94,12 @@ def test_groups_are_parsed_and_checked() -> None:
 
 def test_report_tables_and_plot(tmp_path: Path) -> None:
     data = dataset()
-    study = DetectionStudy(data, [perfect_run(data)], [0.7, 0.5], 0.5, {"Fashion": ("tie",), "Vehicles": ("car",)})
+    blind = DetectorRun("blind", [[], [], []], [0.01, 0.01, 0.01])  # finds nothing: precision is undefined
+    groups = {"Fashion": ("tie",), "Vehicles": ("car",)}
+    study = DetectionStudy(data, [perfect_run(data), blind], [0.7, 0.5], 0.5, groups)
     text = write_detection_report(study, tmp_path, "viscover eval detection …")
     assert "Fashion" in text and "Overall" in text and "20 ms" in text
     markdown = (tmp_path / "detection.md").read_text()
     assert "## IoU 0.7" in markdown and "## IoU 0.5" in markdown and "viscover eval detection" in markdown
-    assert (tmp_path / "detection-iou0.7.csv").read_text().splitlines()[1] == "Fashion,1.000,1.000"
+    assert (tmp_path / "detection-iou0.7.csv").read_text().splitlines()[1] == "Fashion,1,1.000,1.000,n/a,0.000"
     assert (tmp_path / "detection-pr.png").stat().st_size > 10_000

@@ -154,16 +154,18 @@ class DetectionStudy:
         return {(run.detector, iou): match_run(run, self.dataset, iou) for run in self.runs for iou in self.ious}
 
     def table(self, iou: float, matchings: Mapping[tuple[str, float], Matching]) -> tuple[list[str], list[list[str]]]:
-        """Table 3's shape: a row per group plus Overall and Latency, precision and recall per detector."""
-        header = ["", *[f"{run.detector} {m}" for run in self.runs for m in ("precision", "recall")]]
+        """Table 3's shape: a row per group plus Overall and Latency, precision and recall per detector.
+
+        Precision reads "n/a" where a detector found nothing in the group (it is undefined, not zero)."""
+        header = ["", "boxes", *[f"{run.detector} {m}" for run in self.runs for m in ("precision", "recall")]]
         rows = []
         for name, labels in [*self.groups.items(), ("Overall", None)]:
-            cells = []
+            cells, truths = [], 0
             for run in self.runs:
-                p, r, _, _ = matchings[(run.detector, iou)].precision_recall(labels, self.min_score)
-                cells += [f"{p:.3f}", f"{r:.3f}"]
-            rows.append([name, *cells])
-        rows.append(["Latency", *[c for run in self.runs for c in (f"{run.median_latency_ms:.0f} ms", "")]])
+                p, r, found, truths = matchings[(run.detector, iou)].precision_recall(labels, self.min_score)
+                cells += [f"{p:.3f}" if found else "n/a", f"{r:.3f}"]
+            rows.append([name, str(truths), *cells])
+        rows.append(["Latency", "", *[c for run in self.runs for c in (f"{run.median_latency_ms:.0f} ms", "")]])
         return header, rows
 
 
@@ -180,10 +182,12 @@ def write_detection_report(study: DetectionStudy, out: Path | None, command: str
             (out / f"detection-iou{iou}.csv").write_text(csv_text(header, rows))
     if out is not None:
         truths = sum(len(t.labels) for t in study.dataset.images)
+        crowds = sum(int(np.sum(t.crowd)) for t in study.dataset.images)
         groups = "; ".join(f"**{name}**: {', '.join(labels)}" for name, labels in study.groups.items())
         (out / "detection.md").write_text(
             f"# Object detection on {study.dataset.name}\n\n```bash\n{command}\n```\n\n"
-            f"{len(study.dataset)} images, {truths} ground-truth boxes. A detection is a hit when it has the "
+            f"{len(study.dataset)} images, {truths} ground-truth boxes ({crowds} of them crowd regions: a detection "
+            f"on one is ignored, and the boxes column leaves them out). A detection is a hit when it has the "
             f"box's label and IoU at or above the threshold (each box matched once, best score first). "
             f"Groups: {groups}; Overall is every class. Latency is the median per image on this machine "
             f"(decoded image in, boxes out, one image at a time).\n\n"
