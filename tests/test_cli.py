@@ -90,6 +90,9 @@ def test_detect_an_image_as_json_and_a_drawing(tmp_path: Path) -> None:
     assert table.returncode == 0 and "yolox_nano, score >= 0.8" in table.stdout
     unknown = viscover("detect", image, "--detector", "yolo9000", home=tmp_path)
     assert unknown.returncode == 2 and "unknown detector 'yolo9000'" in unknown.stderr
+    (tmp_path / "notes.jpg").write_text("not pixels")
+    corrupt = viscover("detect", str(tmp_path / "notes.jpg"), home=tmp_path)
+    assert corrupt.returncode == 2 and "not an image" in corrupt.stderr and "notes.jpg" in corrupt.stderr
 
 
 def test_eval_detection_writes_table_3(coco_val_subset: Path, tmp_path: Path) -> None:
