@@ -435,18 +435,20 @@ def finetune_command(
     name: Annotated[str, typer.Argument(help="name of the new backbone")],
     dataset: Annotated[Path | None, typer.Option(help="labelled folder or manifest to ingest first")] = None,
     base: Annotated[str, typer.Option(help="backbone to start from")] = "efficientnet_lite0",
-    epochs: Annotated[int, typer.Option(help="at most this many epochs")] = 4,
+    epochs: Annotated[int, typer.Option(help="at most this many epochs")] = 8,
     lr: Annotated[
         float, typer.Option(help="AdamW learning rate of the new classifier (pretrained layers: a tenth)")
     ] = 1e-3,
-    trainable_fraction: Annotated[float, typer.Option(help="share of parameter tensors trained, from the top")] = 0.3,
+    trainable_fraction: Annotated[float, typer.Option(help="share of parameter tensors trained, from the top")] = 0.6,
     train_fraction: Annotated[float, typer.Option(help="share of each class used for training")] = 0.4,
     val_fraction: Annotated[float, typer.Option(help="share of each class used for early stopping")] = 0.1,
-    patience: Annotated[int, typer.Option(help="epochs without validation gain before stopping")] = 2,
+    patience: Annotated[int, typer.Option(help="epochs without validation gain before stopping")] = 3,
     seed: Annotated[int, typer.Option(help="split and shuffling seed")] = 0,
     exclude: Annotated[str, typer.Option(help="labels never trained on")] = "BACKGROUND_Google",
     batch_size: Annotated[int, typer.Option(help="images per training step")] = 32,
     max_steps: Annotated[int | None, typer.Option(help="cap on steps per epoch (smoke runs)")] = None,
+    head: Annotated[str, typer.Option(help="classifier: cosine (normalized softmax) or linear (softmax)")] = "cosine",
+    temperature: Annotated[float, typer.Option(help="temperature of the cosine head")] = 0.05,
 ) -> None:
     """Fine-tune a backbone on the catalog's labels; the rest of each class is held out for evaluation."""
     from viscover.features.finetune import FinetuneConfig, finetune
@@ -464,6 +466,8 @@ def finetune_command(
         seed=seed,
         exclude=tuple(e for e in _split(exclude) if e),
         max_steps=max_steps,
+        head=head,
+        temperature=temperature,
     )
     with _engine() as engine:
         if dataset is not None:

@@ -46,7 +46,8 @@ def test_one_epoch_gives_a_loadable_backbone_with_new_features(engine: Engine) -
     tuned_embedder = Embedder(tuned, settings)
     assert tuned_embedder.runtime == "onnx"  # exported like any other backbone
     assert not np.allclose(tuned_embedder.embed(images), pretrained_features, atol=1e-4)
-    assert create_backbone("tiny", "logits", settings)(torch.zeros(1, 3, 224, 224)).shape == (1, 5)
+    logits = Embedder(create_backbone("tiny", "logits", settings), settings).embed(images)
+    assert logits.shape == (1, 5) and np.abs(logits).max() <= 1 / TINY.temperature + 1e-4  # cosine head
     held = held_out_keys("tiny", settings)
     assert held and not held & {k for k, _ in split_catalog(engine.catalog, TINY).train}
 
@@ -61,3 +62,13 @@ def test_one_epoch_gives_a_loadable_backbone_with_new_features(engine: Engine) -
 def test_held_out_of_unknown_backbone(tmp_path: Path) -> None:
     with pytest.raises(ViscoverError, match="no fine-tuned backbone 'nope'"):
         held_out_keys("nope", Settings(home=tmp_path))
+
+
+def test_linear_head_loads_back_and_unknown_heads_are_refused(engine: Engine) -> None:
+    config = dataclasses.replace(TINY, name="tiny_linear", head="linear")
+    finetune(engine.catalog, config, engine.settings, progress=False)
+    network = create_backbone("tiny_linear", "logits", engine.settings)
+    assert network(torch.zeros(1, 3, 224, 224)).shape == (1, 5)
+    with pytest.raises(ViscoverError, match="unknown classifier head 'arcface'"):
+        finetune(engine.catalog, dataclasses.replace(config, name="bad", head="arcface"), engine.settings)
+    assert not (engine.settings.home / "backbones" / "bad").exists()

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
@@ -37,15 +38,17 @@ class FinetuneConfig:
 
     name: str
     base: str = "efficientnet_lite0"
-    epochs: int = 4
+    epochs: int = 8
     batch_size: int = 32
     lr: float = 1e-3  # of the new classifier; the trainable pretrained layers get a tenth
-    trainable_fraction: float = 0.3  # of parameter tensors, counted from the output end
+    trainable_fraction: float = 0.6  # of parameter tensors, counted from the output end
     train_fraction: float = 0.4
     val_fraction: float = 0.1
-    patience: int = 2
+    patience: int = 3
     seed: int = 0
     exclude: tuple[str, ...] = ()  # labels never trained on (kept in the held-out set as distractors)
+    head: str = "cosine"  # normalized softmax (see CosineClassifier), or "linear": plain softmax
+    temperature: float = 0.05  # of the cosine head
     max_steps: int | None = None  # per epoch; for smoke runs
 
 
@@ -127,12 +130,37 @@ def _transforms(preprocess: Preprocess, train: bool) -> v2.Transform:
     )
 
 
-def with_new_classifier(network: nn.Module, spec: BackboneSpec, classes: int) -> nn.Module:
+class CosineClassifier(nn.Module):
+    """Normalized softmax (Zhai & Wu, "Classification is a strong baseline for deep metric learning",
+    Pinterest 2019): logits are cosines over a temperature, so features cluster by direction, which is
+    what nearest-neighbour search on L2 or binary codes rewards."""
+
+    def __init__(self, in_features: int, classes: int, temperature: float) -> None:
+        super().__init__()
+        self.in_features, self.temperature = in_features, temperature
+        self.weight = nn.Parameter(torch.randn(classes, in_features) * 0.01)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(features, dim=1), F.normalize(self.weight, dim=1)) / self.temperature
+
+
+HEADS = ("linear", "cosine")
+
+
+def with_new_classifier(
+    network: nn.Module, spec: BackboneSpec, classes: int, head: str = "linear", temperature: float = 0.05
+) -> nn.Module:
     """Replace the final Linear layer (the paper's "softmax classification layer") by a fresh one."""
+    if head not in HEADS:
+        raise ViscoverError(f"unknown classifier head {head!r}; choose one of {', '.join(HEADS)}")
     parent_path, _, leaf = spec.classifier.rpartition(".")
     parent = network.get_submodule(parent_path) if parent_path else network
     old = getattr(parent, leaf) if not leaf.isdigit() else parent[int(leaf)]
-    new = nn.Linear(old.in_features, classes)
+    new = (
+        nn.Linear(old.in_features, classes)
+        if head == "linear"
+        else CosineClassifier(old.in_features, classes, temperature)
+    )
     if leaf.isdigit():
         parent[int(leaf)] = new
     else:
@@ -146,10 +174,10 @@ def finetune(catalog: Catalog, config: FinetuneConfig, settings: Settings, progr
         raise ViscoverError(f"{config.name!r} is a built-in backbone; choose another --name")
     base = backbone_spec(config.base, settings)
     split = split_catalog(catalog, config)
+    torch.manual_seed(config.seed)
+    network = with_new_classifier(base.build(settings), base, len(split.classes), config.head, config.temperature)
     folder = settings.home / "backbones" / config.name
     folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    network = with_new_classifier(base.build(settings), base, len(split.classes))
     params = list(network.parameters())
     cutoff = int(len(params) * (1 - config.trainable_fraction))
     for i, param in enumerate(params):
@@ -262,9 +290,16 @@ def finetuned_spec(name: str, settings: Settings) -> BackboneSpec | None:
         return None
     meta = json.loads(meta_path.read_text())
     base = backbone_spec(meta["base"], settings)
+    config = meta["config"]
 
     def build(build_settings: Settings) -> nn.Module:
-        network = with_new_classifier(base.build(build_settings), base, len(meta["classes"]))
+        network = with_new_classifier(
+            base.build(build_settings),
+            base,
+            len(meta["classes"]),
+            config.get("head", "linear"),  # backbones made before the cosine head have none
+            config.get("temperature", 0.05),
+        )
         network.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
         return network
 
