@@ -15,9 +15,9 @@ from typer.core import TyperGroup
 from viscover.config import Settings
 from viscover.errors import ViscoverError
 from viscover.features import METHODS, list_backbones
-from viscover.index import METRICS, VisualIndex
+from viscover.index import METRICS
 from viscover.ingest import CropBox
-from viscover.search import Engine
+from viscover.search import Engine, load_object_index
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -185,7 +185,7 @@ def info_command() -> None:
                 f"index: {len(visual.codes)} codes, {visual.binarizer.bits}-bit {visual.binarizer.method}"
                 f" over {visual.model}, FAISS {visual.codes.spec}"
             )
-        objects = VisualIndex.load(engine.settings.index_dir / "objects.npz")
+        objects = load_object_index(engine)
         if objects is not None:
             typer.echo(
                 f"object index: {len(objects.codes)} objects, {objects.binarizer.bits}-bit "
@@ -421,7 +421,8 @@ def eval_detection_command(
     dataset = load_dataset(data, split)
     chosen = parse_groups(groups) if groups else DEFAULT_GROUPS
     check_groups(chosen, dataset.classes)
-    loaded = [create_detector(name, _settings()) for name in _split(detectors)]
+    settings = _settings()
+    loaded = [create_detector(name, settings) for name in _split(detectors)]
     runs = [run_detector(detector, dataset, min_score=0.05, progress=_progress()) for detector in loaded]
     study = DetectionStudy(dataset, runs, thresholds, min_score, chosen)
     command = "viscover " + " ".join(sys.argv[1:])

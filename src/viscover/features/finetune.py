@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -137,30 +138,29 @@ class CosineClassifier(nn.Module):
 
     def __init__(self, in_features: int, classes: int, temperature: float) -> None:
         super().__init__()
-        self.in_features, self.temperature = in_features, temperature
+        self.in_features, self.temperature = in_features, temperature  # in_features as nn.Linear: a tuned net re-tunes
         self.weight = nn.Parameter(torch.randn(classes, in_features) * 0.01)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(features, dim=1), F.normalize(self.weight, dim=1)) / self.temperature
 
 
-HEADS = ("linear", "cosine")
+HEADS: dict[str, Callable[[int, int, float], nn.Module]] = {
+    "linear": lambda in_features, classes, _temperature: nn.Linear(in_features, classes),
+    "cosine": CosineClassifier,
+}
 
 
 def with_new_classifier(
-    network: nn.Module, spec: BackboneSpec, classes: int, head: str = "linear", temperature: float = 0.05
+    network: nn.Module, spec: BackboneSpec, classes: int, head: str, temperature: float
 ) -> nn.Module:
-    """Replace the final Linear layer (the paper's "softmax classification layer") by a fresh one."""
+    """Replace the final Linear layer (the paper's "softmax classification layer") by a fresh `head`."""
     if head not in HEADS:
         raise ViscoverError(f"unknown classifier head {head!r}; choose one of {', '.join(HEADS)}")
     parent_path, _, leaf = spec.classifier.rpartition(".")
     parent = network.get_submodule(parent_path) if parent_path else network
     old = getattr(parent, leaf) if not leaf.isdigit() else parent[int(leaf)]
-    new = (
-        nn.Linear(old.in_features, classes)
-        if head == "linear"
-        else CosineClassifier(old.in_features, classes, temperature)
-    )
+    new = HEADS[head](old.in_features, classes, temperature)
     if leaf.isdigit():
         parent[int(leaf)] = new
     else:
@@ -298,7 +298,7 @@ def finetuned_spec(name: str, settings: Settings) -> BackboneSpec | None:
             base,
             len(meta["classes"]),
             config.get("head", "linear"),  # backbones made before the cosine head have none
-            config.get("temperature", 0.05),
+            config.get("temperature", FinetuneConfig.temperature),
         )
         network.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
         return network

@@ -2,7 +2,14 @@
 object index behind "scenes that contain this object"."""
 
 from viscover.search.engine import Engine, IndexReport, Query, SearchHit
-from viscover.search.objects import ObjectsReport, SceneHit, index_objects, object_run, search_objects
+from viscover.search.objects import (
+    ObjectsReport,
+    SceneHit,
+    index_objects,
+    load_object_index,
+    object_run,
+    search_objects,
+)
 
 __all__ = [
     "Engine",
@@ -12,6 +19,7 @@ __all__ = [
     "SceneHit",
     "SearchHit",
     "index_objects",
+    "load_object_index",
     "object_run",
     "search_objects",
 ]

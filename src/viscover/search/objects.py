@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -101,8 +102,17 @@ def _decoded_ahead(pins: list[Pin], engine: Engine) -> Iterator[tuple[Pin, Image
             futures[i] = None  # let the decoded image go once used
 
 
+def _object_index_path(engine: Engine) -> Path:
+    return engine.settings.index_dir / "objects.npz"
+
+
+def load_object_index(engine: Engine) -> VisualIndex | None:
+    """The object index as last built by `index_objects`, or None before it has run."""
+    return VisualIndex.load(_object_index_path(engine))
+
+
 def _build_object_index(engine: Engine, run: str) -> VisualIndex | None:
-    settings, path = engine.settings, engine.settings.index_dir / "objects.npz"
+    settings, path = engine.settings, _object_index_path(engine)
     ids, vectors = engine.catalog.object_vectors(run)
     if not len(ids):
         path.unlink(missing_ok=True)
@@ -119,7 +129,7 @@ def search_objects(engine: Engine, query: Query, crop: CropBox | None = None, k:
     """Object search (section 8): the k scenes whose best object is nearest the query (or its crop)."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    visual = VisualIndex.load(engine.settings.index_dir / "objects.npz")
+    visual = load_object_index(engine)
     if visual is None or not len(visual.codes):
         raise NotIndexedError(f"no object index under {engine.settings.home}: run `viscover objects` first")
     model = visual.model.split("|")[1]
