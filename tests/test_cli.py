@@ -46,7 +46,7 @@ def test_ingest_index_search_json(caltech_subset: Path, tmp_path: Path) -> None:
 
 def test_errors_exit_2_with_a_message(tmp_path: Path) -> None:
     result = viscover("search", str(caltech_image("pagoda", 1)), "--crop", "1,2,3", home=tmp_path)
-    assert result.returncode == 2 and "four integers" in result.stderr
+    assert result.returncode == 2 and "four numbers" in result.stderr
     result = viscover("ingest", str(tmp_path / "nope"), home=tmp_path)
     assert result.returncode == 2 and "no such file or folder" in result.stderr
     result = viscover("index", "--backbone", "resnet9000", home=tmp_path)

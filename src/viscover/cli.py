@@ -12,12 +12,13 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from viscover.box import Box
 from viscover.config import Settings
-from viscover.errors import ViscoverError
+from viscover.errors import UnknownPinError, ViscoverError
 from viscover.features import METHODS, list_backbones
 from viscover.index import METRICS
-from viscover.ingest import CropBox
-from viscover.search import Engine, load_object_index
+from viscover.ingest import read_bytes
+from viscover.search import BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -49,7 +50,7 @@ def _global(
 def _settings(**overrides: object) -> Settings:
     """The command's setting overrides; unset options fall back to env and defaults."""
     given = {"home": _options.home, "models_dir": _options.models_dir, **overrides}
-    return Settings(**{k: v for k, v in given.items() if v is not None})
+    return Settings.load(**{k: v for k, v in given.items() if v is not None})
 
 
 def _engine(**overrides: object) -> Engine:
@@ -118,58 +119,65 @@ def search_command(
     ] = False,
 ) -> None:
     """Visual search: the pins nearest to an image, a pin, or a crop of either."""
-    box = CropBox.parse(crop) if crop else None
-    if objects:
-        _search_objects(query, box, k, as_json)
-        return
-    with _engine() as engine:
-        hits = engine.search(query, crop=box, k=k, metric=metric)
+    settings = _settings()
+    typed = _query(query, Box.parse(crop) if crop else None, settings)
+    with Searcher(settings) as searcher:
+        try:
+            hits = searcher.search_objects(typed, k) if objects else searcher.search(typed, k, metric)
+        except UnknownPinError:
+            if isinstance(typed, PinQuery):
+                raise UnknownPinError(f"{query!r} is neither an image file nor a pin id in the catalog") from None
+            raise
     if as_json:
-        rows = [
-            {
-                **asdict(hit.pin),
-                "rank": hit.rank,
-                "distance": hit.distance,
-                "near_duplicates": list(hit.near_duplicates),
-            }
-            for hit in hits
-        ]
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps([_hit_record(hit) for hit in hits], indent=2))
         return
-    typer.echo(f"{'rank':>4}  {'distance':>9}  {'pin':<18} {'category':<20} location")
+    if objects:
+        typer.echo(f"{'rank':>4}  {'distance':>9}  {'pin':<18} {'object':<22} {'box (x0,y0,x1,y1)':<26} location")
+        for hit in hits:
+            o = hit.object
+            box_text = ",".join(f"{v:.0f}" for v in o.box)
+            typer.echo(
+                f"{hit.rank:>4}  {hit.distance:>9.3f}  {hit.pin_id:<18} {f'{o.label} {o.score:.2f}':<22} "
+                f"{box_text:<26} {hit.pin.location}"
+            )
+        return
+    typer.echo(f"{'rank':>4}  {'distance':>9}  {'similar':>7}  {'pin':<18} {'category':<20} location")
     for hit in hits:
         dups = f"  (+{len(hit.near_duplicates)} near-duplicates)" if hit.near_duplicates else ""
         typer.echo(
-            f"{hit.rank:>4}  {hit.distance:>9.3f}  {hit.pin.pin_id:<18} "
+            f"{hit.rank:>4}  {hit.distance:>9.3f}  {hit.similarity:>7.3f}  {hit.pin_id:<18} "
             f"{hit.pin.category or '-':<20} {hit.pin.location}{dups}"
         )
 
 
-def _search_objects(query: str, box: CropBox | None, k: int, as_json: bool) -> None:
-    from viscover.search import search_objects
+def _query(text: str, crop: Box | None, settings: Settings) -> Query:
+    """IMAGE_OR_PIN as typed: an http(s) URL or an existing file is read as image bytes (here, in the command
+    line, never in the library); anything else is a pin id."""
+    if text.startswith(("http://", "https://")) or Path(text).is_file():
+        return BytesQuery(read_bytes(text, settings.fetch_timeout_s), crop, name=text)
+    return PinQuery(text, crop)
 
-    with _engine() as engine:
-        hits = search_objects(engine, query, crop=box, k=k)
-    if as_json:
-        rows = [
-            {**asdict(hit.pin), "rank": hit.rank, "distance": hit.distance, "object": asdict(hit.object)}
-            for hit in hits
-        ]
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    typer.echo(f"{'rank':>4}  {'distance':>9}  {'pin':<18} {'object':<22} {'box (x0,y0,x1,y1)':<26} location")
-    for hit in hits:
-        o = hit.object
-        box_text = ",".join(f"{v:.0f}" for v in o.box)
-        typer.echo(
-            f"{hit.rank:>4}  {hit.distance:>9.3f}  {hit.pin.pin_id:<18} {f'{o.label} {o.score:.2f}':<22} "
-            f"{box_text:<26} {hit.pin.location}"
-        )
+
+def _hit_record(hit: SearchHit) -> dict:
+    record = {
+        **asdict(hit.pin),
+        "rank": hit.rank,
+        "source": hit.source,
+        "metric": hit.metric,
+        "distance": hit.distance,
+        "code_bits": hit.code_bits,
+        "similarity": hit.similarity,
+        "calibrated": hit.calibrated,
+        "near_duplicates": list(hit.near_duplicates),
+    }
+    if hit.object is not None:
+        record["object"] = {**asdict(hit.object), "box": list(hit.object.box)}
+    return record
 
 
 @app.command("delete")
 def delete_command(pin_ids: Annotated[list[str], typer.Argument(help="pin ids to remove")]) -> None:
-    """Remove pins from the catalog and the index."""
+    """Remove pins from the catalog and the indexes."""
     with _engine() as engine:
         typer.echo(f"deleted {engine.delete(pin_ids)} pins")
 
@@ -177,18 +185,20 @@ def delete_command(pin_ids: Annotated[list[str], typer.Argument(help="pin ids to
 @app.command("info")
 def info_command() -> None:
     """What is stored under the home directory."""
-    with _engine() as engine:
-        visual = engine.visual_index
-        typer.echo(f"home: {engine.settings.home}\npins: {len(engine.catalog)}")
-        if visual is not None:
+    with Searcher(_settings()) as searcher:
+        snapshot = searcher.snapshot()
+        typer.echo(f"home: {searcher.settings.home}\npins: {len(searcher.catalog)}")
+        typer.echo(f"generation: {snapshot.generation.number}")
+        if snapshot.visual is not None:
+            visual = snapshot.visual
             typer.echo(
-                f"index: {len(visual.codes)} codes, {visual.binarizer.bits}-bit {visual.binarizer.method}"
+                f"index: {len(visual.codes)} codes, {visual.bits}-bit {visual.binarizer.method}"
                 f" over {visual.model}, FAISS {visual.codes.spec}"
             )
-        objects = load_object_index(engine)
-        if objects is not None:
+        if snapshot.objects is not None:
+            objects = snapshot.objects
             typer.echo(
-                f"object index: {len(objects.codes)} objects, {objects.binarizer.bits}-bit "
+                f"object index: {len(objects.codes)} objects, {objects.bits}-bit "
                 f"{objects.binarizer.method}, from {objects.model}"
             )
 
@@ -204,7 +214,7 @@ def backbones_command() -> None:
 def detectors_command() -> None:
     """List the registered detectors and those trained into this home."""
     from viscover.detect import list_detectors
-    from viscover.detect.train import trained_detectors
+    from viscover.detect.trained import trained_detectors
 
     for name, spec in list_detectors().items():
         typer.echo(f"{name:<24} {spec.description}")
@@ -245,7 +255,7 @@ def detect_image_command(
     if draw is not None:
         draw_detections(picture, found).save(draw)
     if as_json:
-        rows = [{**asdict(d), "dominant": d is dominant} for d in found]
+        rows = [{**asdict(d), "box": list(d.box), "dominant": d is dominant} for d in found]
         typer.echo(json.dumps(rows, indent=2))
     else:
         typer.echo(f"{len(found)} objects ({settings.detector}, score >= {settings.min_score}):")
@@ -320,9 +330,10 @@ def objects_command(
         report = index_objects(engine, progress=_progress())
     _echo_failures(report.failures)
     speed = f" in {report.seconds:.1f} s" if report.pins else ""
+    remarked = " (dominance rule changed: marked again)" if report.remarked else ""
     typer.echo(
-        f"objects: {report.pins} pins detected{speed}, {report.objects} objects, {report.dominant} with a dominant "
-        f"object; {report.indexed} objects in the object index"
+        f"objects: {report.pins} pins detected{speed}, {report.objects} objects; {report.dominant} pins with a "
+        f"dominant object{remarked}; {report.indexed} objects in the object index"
     )
 
 
@@ -357,7 +368,7 @@ def eval_retrieval_command(
 ) -> None:
     """Precision@K by class label over a grid of backbones, layers, binarizations and distances (Table 1)."""
     from viscover.evaluate import feature_map_sample, format_table, plan_grid, plot_feature_map, run_study, write_report
-    from viscover.features.finetune import held_out_keys
+    from viscover.features.finetuned import held_out_keys
 
     rows = plan_grid(_split(backbones), _split(layers), _split(binarize), _split(metric))
     excluded = [e for e in _split(exclude) if e]
@@ -483,6 +494,6 @@ def finetune_command(
 def main() -> None:
     try:
         app()
-    except (ViscoverError, ValueError) as exc:
+    except ViscoverError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from viscover.errors import BadSettingError
 
 
 def default_home() -> Path:
@@ -59,6 +61,32 @@ class Settings(BaseSettings):
         None, description="base URL that replaces https://download.pytorch.org/models/ for weight downloads"
     )
     fetch_timeout_s: float = Field(20.0, description="timeout for images given by URL in a manifest")
+    write_lock_timeout_s: float = Field(
+        30.0, ge=0, description="how long a writer (ingest, index, objects, delete) waits for another to finish"
+    )
+    batch_threads: int | None = Field(
+        None, ge=1, description="threads inside FAISS, ONNX Runtime and PyTorch for batch jobs (default: all cores)"
+    )
+    search_threads: int = Field(
+        1, ge=1, description="threads inside FAISS, ONNX Runtime and PyTorch per search call on the serving path"
+    )
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Settings from defaults, VISCOVER_* variables and `overrides`; a bad value is a BadSettingError."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']} (got {e.get('input')!r})"
+                for e in exc.errors()
+            )
+            raise BadSettingError(f"bad setting (VISCOVER_<NAME> or option): {problems}") from None
+
+    @property
+    def threads(self) -> int:
+        """Threads a batch job uses: `batch_threads`, or every core this process may run on."""
+        return self.batch_threads or len(os.sched_getaffinity(0))
 
     @property
     def catalog_path(self) -> Path:

@@ -1,4 +1,8 @@
-"""Errors a user can act on: each names the file, field or id at fault and the reason."""
+"""Errors a user can act on: each names the file, field or id at fault and the reason.
+
+Every error a caller can cause is a `ViscoverError`, so a CLI prints it and a server answers it with a 4xx;
+anything else is a bug and stays a traceback (a 5xx).
+"""
 
 
 class ViscoverError(Exception):
@@ -10,24 +14,44 @@ class BadImageError(ViscoverError):
 
 
 class BadCropError(ViscoverError):
-    """A crop box that is not a positive-area region inside the image."""
+    """A box that is not a positive-area region inside the image."""
 
 
 class BadManifestError(ViscoverError):
     """A manifest file or row that cannot be read."""
 
 
+class BadArgumentError(ViscoverError):
+    """An argument out of its allowed range or form: k, a code length, a name with a path in it."""
+
+
+class BadSettingError(ViscoverError):
+    """A setting (VISCOVER_* variable or option) with a value it cannot take."""
+
+
 class UnknownPinError(ViscoverError):
     """A pin id that is not in the catalog."""
 
 
+class PinConflictError(ViscoverError):
+    """A pin id that already names a different image."""
+
+
 class UnknownNameError(ViscoverError):
-    """A backbone, layer, binarizer or index name that is not registered."""
+    """A backbone, layer, binarizer, detector or index name that is not registered."""
 
 
 class NotIndexedError(ViscoverError):
     """A search asked of a catalog whose index has not been built yet."""
 
 
+class NotEnoughDataError(ViscoverError):
+    """Too few vectors or images to learn from (a binarizer, a split)."""
+
+
 class WeightsUnavailableError(ViscoverError):
     """Pretrained weights that are neither on disk nor downloadable here."""
+
+
+class WriteLockTimeoutError(ViscoverError):
+    """Another process kept the home's write lock longer than the write-lock timeout."""

@@ -14,8 +14,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from viscover.config import Settings
 from viscover.errors import WeightsUnavailableError
 from viscover.storage import atomic_path
@@ -81,6 +79,8 @@ def fetch(url: str, dest: Path, timeout_s: float, *, sha256: str | None = None, 
 def torchvision_weights(url: str, settings: Settings) -> Path:
     """A torchvision checkpoint by its published URL: from the models directory, the torch hub cache, or a
     download (through `download_mirror` when set) whose SHA-256 must start with the hash in its file name."""
+    import torch
+
     filename = url.rsplit("/", 1)[-1]
     candidates = [settings.model_files / filename, Path(torch.hub.get_dir()) / "checkpoints" / filename]
     for path in candidates:

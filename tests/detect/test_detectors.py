@@ -29,7 +29,7 @@ def test_pretrained_detectors_find_the_annotated_objects(name: str, coco_val_sub
         hits = [
             d
             for d in detections
-            if (box_iou(np.array([d.box]), item.boxes[np.array(item.labels) == d.label]) >= 0.5).any()
+            if (box_iou(np.array([tuple(d.box)]), item.boxes[np.array(item.labels) == d.label]) >= 0.5).any()
         ]
         found_images += bool(hits)
     assert found_images >= 3, f"{name} matched annotated objects in only {found_images} of 4 images"

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from viscover import Box
 from viscover.detect import AnnotatedImage, Detection, DetectionDataset
-from viscover.errors import UnknownNameError
+from viscover.errors import BadArgumentError, UnknownNameError
 from viscover.evaluate.detection import (
     DetectionStudy,
     DetectorRun,
@@ -38,7 +39,7 @@ def dataset() -> DetectionDataset:
 def perfect_run(data: DetectionDataset) -> DetectorRun:
     detections = [
         [
-            Detection(tuple(box), label, 0.9)
+            Detection(Box(*box), label, 0.9)
             for box, label, crowd in zip(i.boxes, i.labels, i.crowd, strict=True)
             if not crowd
         ]
@@ -59,7 +60,7 @@ def test_a_shifted_box_counts_at_iou_0_5_but_not_0_7() -> None:
     data = dataset()
     run = perfect_run(data)
     # shift the car 25 px right: IoU = 75*100 / (125*100) = 0.6
-    run.detections[0][0] = Detection((25, 0, 125, 100), "car", 0.9)
+    run.detections[0][0] = Detection(Box(25, 0, 125, 100), "car", 0.9)
     strict = match_run(run, data, 0.7)
     loose = match_run(run, data, 0.5)
     assert strict.precision_recall(["car"], 0.5)[:2] == (0.0, 0.0)
@@ -71,9 +72,9 @@ def test_a_shifted_box_counts_at_iou_0_5_but_not_0_7() -> None:
 def test_duplicates_wrong_labels_thresholds_and_crowds() -> None:
     data = dataset()
     run = perfect_run(data)
-    run.detections[0].append(Detection((0, 0, 100, 100), "car", 0.8))  # duplicate: a miss
-    run.detections[1].append(Detection((10, 10, 50, 90), "person", 0.3))  # wrong label, below 0.5
-    run.detections[2].append(Detection((110, 110, 390, 390), "person", 0.95))  # on the crowd: ignored
+    run.detections[0].append(Detection(Box(0, 0, 100, 100), "car", 0.8))  # duplicate: a miss
+    run.detections[1].append(Detection(Box(10, 10, 50, 90), "person", 0.3))  # wrong label, below 0.5
+    run.detections[2].append(Detection(Box(110, 110, 390, 390), "person", 0.95))  # on the crowd: ignored
     matching = match_run(run, data, 0.7)
     assert matching.precision_recall(None, 0.5)[:3] == (4 / 5, 1.0, 5)
     assert matching.precision_recall(None, 0.0)[:3] == (4 / 6, 1.0, 6)
@@ -88,7 +89,7 @@ def test_groups_are_parsed_and_checked() -> None:
     assert groups == {"Fashion": ("tie",), "Vehicles": ("car", "bus")}
     with pytest.raises(UnknownNameError, match="bus"):
         check_groups(groups, CLASSES)
-    with pytest.raises(ValueError, match="NAME=label"):
+    with pytest.raises(BadArgumentError, match="NAME=label"):
         parse_groups("Fashion")
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from viscover.errors import NotEnoughDataError
 from viscover.evaluate import average_precision_at_k, precision_at_k, sample_queries, score_retrieval
 from viscover.index import VectorIndex
 
@@ -43,5 +44,5 @@ def test_query_sampling_is_seeded_and_skips_clutter() -> None:
 
 def test_k_larger_than_the_index_is_refused() -> None:
     index, data, keys, labels = line_index()
-    with pytest.raises(ValueError, match="K=6 needs more than 6"):
+    with pytest.raises(NotEnoughDataError, match="K=6 needs more than 6"):
         score_retrieval(index, data, keys, labels, np.array([0]), ks=[6])

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import caltech_image
 from viscover import Engine
-from viscover.errors import ViscoverError
+from viscover.errors import NotEnoughDataError, ViscoverError
 from viscover.evaluate import (
     feature_map_sample,
     format_table,
@@ -71,7 +71,7 @@ def test_noise_experiment_counts_noise_in_the_top_k(engine: Engine, study_rows) 
 
 
 def test_study_errors(engine: Engine, study_rows, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="K=40 needs more than 40"):
+    with pytest.raises(NotEnoughDataError, match="K=40 needs more than 40"):
         run_study(engine, study_rows, ks=[40], queries=5, progress=False)
     (tmp_path / "one" / "solo").mkdir(parents=True)
     shutil.copy(caltech_image("ferry", 1), tmp_path / "one" / "solo")

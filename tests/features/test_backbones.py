@@ -11,7 +11,8 @@ from PIL import Image
 from tests.conftest import caltech_image
 from viscover.config import Settings
 from viscover.errors import UnknownNameError, WeightsUnavailableError
-from viscover.features import Embedder, create_backbone, list_backbones
+from viscover.features import Embedder, list_backbones, model_key
+from viscover.features.network import create_backbone
 
 IMAGENET_ACCORDION = 401
 
@@ -67,13 +68,14 @@ def test_missing_torchvision_weights_say_where_to_put_them(tmp_path: Path, monke
 
 def test_onnx_runtime_matches_pytorch_on_real_images(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, cache_dir=tmp_path / "models")
-    onnx = Embedder(create_backbone("efficientnet_lite0"), settings)
-    eager = Embedder(create_backbone("efficientnet_lite0"), Settings(home=tmp_path, runtime="torch"))
+    key = model_key("efficientnet_lite0", "pool", settings)
+    onnx = Embedder.load(key, settings, threads=1)
+    eager = Embedder.load(key, Settings(home=tmp_path, runtime="torch"), threads=1)
     assert (onnx.runtime, eager.runtime) == ("onnx", "torch")
     images = [Image.open(caltech_image(c, 3)).convert("RGB") for c in ("pagoda", "Leopards")]
     np.testing.assert_allclose(onnx.embed(images), eager.embed(images), rtol=1e-3, atol=1e-3)
     exported = list((tmp_path / "models").glob("*.onnx"))
-    assert len(exported) == 1
+    assert len(exported) == 1 and key.rpartition("@")[2] in exported[0].name
     mtime = exported[0].stat().st_mtime_ns
-    Embedder(create_backbone("efficientnet_lite0"), settings)  # reuses the cached export
-    assert exported[0].stat().st_mtime_ns == mtime
+    again = Embedder.load(key, settings, threads=1)  # reuses the cached export, preprocessing included
+    assert exported[0].stat().st_mtime_ns == mtime and again.preprocess == onnx.preprocess

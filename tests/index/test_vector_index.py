@@ -19,7 +19,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("spec", ["BFlat", "BIVF4", "BHNSW8"])
 def test_hamming_search_finds_exact_neighbours(spec: str, data) -> None:
     keys, vectors = data
-    codes = Binarizer.fit("median", vectors)(vectors)
+    codes = Binarizer("median", None).fit_transform(vectors)
     index = VectorIndex.create(spec, "hamming", 32)
     index.add(keys, codes)
     distances, found = index.search(codes[:3], 5)
@@ -43,7 +43,7 @@ def test_raw_metrics_match_numpy(metric: str, order: int, data) -> None:
 
 def test_remove_and_unsupported_remove(data) -> None:
     keys, vectors = data
-    codes = Binarizer.fit("median", vectors)(vectors)
+    codes = Binarizer("median", None).fit_transform(vectors)
     flat = VectorIndex.create("BFlat", "hamming", 32)
     flat.add(keys, codes)
     assert flat.remove(keys[:1]) and len(flat) == 99
@@ -66,13 +66,15 @@ def test_spec_and_metric_must_agree() -> None:
 
 def test_visual_index_saves_atomically_and_reloads(tmp_path: Path, data) -> None:
     keys, vectors = data
-    binarizer = Binarizer.fit("itq", vectors, 16)
-    codes = VectorIndex.create("BFlat", "hamming", binarizer.bits)
-    codes.add(keys, binarizer(vectors))
+    binarizer = Binarizer("itq", 16).fit(vectors)
+    codes = VectorIndex.create("BFlat", "hamming", binarizer.code_bits_)
+    codes.add(keys, binarizer.transform(vectors))
     path = tmp_path / "index" / "visual.npz"
-    VisualIndex("m/l", binarizer, codes, len(keys), 16).save(path)
+    VisualIndex("m/l@0", binarizer, codes).save(path)
     assert [p.name for p in path.parent.iterdir()] == ["visual.npz"]  # no temporary left behind
     loaded = VisualIndex.load(path)
-    assert (loaded.model, loaded.fitted_on, loaded.requested_bits, len(loaded.codes)) == ("m/l", 100, 16, 100)
-    query = loaded.binarizer(vectors[:2])
-    assert np.array_equal(loaded.codes.search(query, 3)[1], codes.search(binarizer(vectors[:2]), 3)[1])
+    fitted = (loaded.binarizer.n_samples_fit_, loaded.binarizer.bits, loaded.bits)
+    assert (loaded.model, fitted, len(loaded.codes)) == ("m/l@0", (100, 16, 16), 100)
+    assert np.array_equal(loaded.codes.ids(), keys)
+    query = loaded.binarizer.transform(vectors[:2])
+    assert np.array_equal(loaded.codes.search(query, 3)[1], codes.search(binarizer.transform(vectors[:2]), 3)[1])

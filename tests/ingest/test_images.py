@@ -7,8 +7,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import caltech_image
-from viscover.errors import BadCropError, BadImageError
-from viscover.ingest import CropBox, decode_image, load_image
+from viscover import Box
+from viscover.errors import BadImageError
+from viscover.ingest import decode_for_model, decode_image, load_image
 
 
 def png_bytes(size: tuple[int, int] = (64, 48), mode: str = "RGB", fmt: str = "PNG") -> bytes:
@@ -52,21 +53,19 @@ def test_missing_file() -> None:
         load_image("/nonexistent/cat.jpg")
 
 
-def test_crop_box_parse_and_apply() -> None:
-    image = Image.new("RGB", (100, 80))
-    assert CropBox.parse("10,20,30,40").apply(image).size == (30, 40)
-
-
-@pytest.mark.parametrize(
-    ("text", "reason"),
-    [
-        ("1,2,3", "four integers"),
-        ("a,b,c,d", "four integers"),
-        ("0,0,0,10", "positive"),
-        ("-5,0,10,10", "negative"),
-        ("90,0,20,10", "outside"),
-    ],
-)
-def test_bad_crop_boxes(text: str, reason: str) -> None:
-    with pytest.raises(BadCropError, match=reason):
-        CropBox.parse(text).apply(Image.new("RGB", (100, 80)))
+def test_model_decoding_is_one_function_for_images_and_crops(tmp_path: Path) -> None:
+    """A large JPEG decodes at reduced size (draft) with its shorter side still at least the model's input,
+    and a crop of it is taken from pixels at least that fine, in original-pixel coordinates."""
+    large = Image.open(caltech_image("Leopards", 1)).convert("RGB").resize((1600, 1200))
+    buffer = io.BytesIO()
+    large.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    whole = decode_for_model(data, "large.jpg", 256)
+    assert whole.size == (400, 300)  # 1/4 scale: 300 >= 256
+    crop = decode_for_model(data, "large.jpg", 256, crop=Box.from_xywh(800, 600, 600, 520))
+    assert crop.size == (300, 260)  # 1/2 scale keeps the crop's 520-pixel side above 256
+    finer = decode_for_model(data, "large.jpg", 256, crop=Box.from_xywh(800, 600, 600, 500))
+    assert finer.size == (600, 500)  # at 1/2 its 500-pixel side would fall below 256: full size
+    assert decode_for_model(png_bytes(), "small.png", 256).size == (64, 48)  # nothing to reduce
+    with pytest.raises(BadImageError, match="not an image"):
+        decode_for_model(b"not an image at all", "upload", 256)

@@ -27,7 +27,7 @@ def test_folder_ingest_records_categories_and_is_idempotent(caltech_subset: Path
     pin = next(iter(catalog))
     assert pin.width > 0 and pin.height > 0 and len(pin.sha256) == 64
     again = run(catalog, caltech_subset)
-    assert again.added == 0 and again.already_stored == 30 and len(catalog) == 30
+    assert again.added == 0 and again.unchanged == 30 and len(catalog) == 30
 
 
 def test_bad_files_are_reported_and_skipped_without_losing_stored_pins(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_copied_bytes_are_duplicates_not_new_pins(tmp_path: Path) -> None:
     shutil.copy(caltech_image("pagoda", 1), folder / "a.jpg")
     shutil.copy(caltech_image("pagoda", 1), folder / "b.jpg")
     report = run(Catalog(tmp_path / "c.db"), folder)
-    assert (report.added, report.duplicates) == (1, 1)
+    assert (report.added, report.unchanged, len(report.failures)) == (1, 1, 0)
 
 
 def test_interrupted_ingest_resumes(caltech_subset: Path, tmp_path: Path, monkeypatch) -> None:
@@ -71,7 +71,7 @@ def test_interrupted_ingest_resumes(caltech_subset: Path, tmp_path: Path, monkey
     monkeypatch.undo()
     assert len(Catalog(tmp_path / "c.db")) == 7
     report = run(catalog, caltech_subset)
-    assert (report.added, report.already_stored, len(catalog)) == (23, 7, 30)
+    assert (report.added, report.unchanged, len(catalog)) == (23, 7, 30)
 
 
 def test_csv_and_jsonl_manifests(tmp_path: Path) -> None:
@@ -100,6 +100,23 @@ def test_csv_and_jsonl_manifests(tmp_path: Path) -> None:
     assert any("m.csv:3" in where and "missing image" in why for where, why in failures.items())
     assert any("no such file" in why for why in failures.values())
     assert any("m.jsonl:2" in where and "invalid JSON" in why for where, why in failures.items())
+
+
+def test_reingesting_a_known_image_with_new_boards_or_text_updates_its_pin(tmp_path: Path) -> None:
+    """New saves of a known image reach its pin without decoding it again (its location is known)."""
+    shutil.copy(caltech_image("accordion", 1), tmp_path / "a.jpg")
+    shutil.copy(caltech_image("accordion", 1), tmp_path / "copy.jpg")
+    catalog = Catalog(tmp_path / "c.db")
+    (tmp_path / "m.csv").write_text("image,id,description,boards\na.jpg,pin-a,an accordion,music\n")
+    run(catalog, tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text(
+        "image,description,boards,category\na.jpg,a red accordion,music;folk,instrument\ncopy.jpg,,party,\n"
+    )
+    report = run(catalog, tmp_path / "m.csv")
+    assert (report.added, report.updated, len(catalog)) == (0, 2, 1)
+    pin = catalog.get("pin-a")
+    assert (pin.description, pin.boards, pin.category) == ("a red accordion", ("music", "folk", "party"), "instrument")
+    assert run(catalog, tmp_path / "m.csv").unchanged == 2
 
 
 def test_unreadable_manifests(tmp_path: Path) -> None:

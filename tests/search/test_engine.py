@@ -7,9 +7,15 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CLASSES, caltech_image
-from viscover import Engine
-from viscover.errors import BadCropError, BadImageError, NotIndexedError, UnknownPinError
-from viscover.ingest import CropBox
+from viscover import Box, BytesQuery, Engine, ImageQuery, PinQuery
+from viscover.errors import (
+    BadArgumentError,
+    BadCropError,
+    BadImageError,
+    NotIndexedError,
+    UnknownNameError,
+    UnknownPinError,
+)
 
 HELD_OUT = 20  # image numbers above PER_CLASS are never in the catalog
 
@@ -18,18 +24,22 @@ def categories(hits) -> list[str]:
     return [hit.pin.category for hit in hits]
 
 
+def file_query(path: Path | str, crop: Box | None = None) -> BytesQuery:
+    return BytesQuery(Path(path).read_bytes(), crop, name=str(path))
+
+
 @pytest.mark.parametrize("metric", ["hamming", "l2", "l1"])
 def test_an_image_of_a_pin_finds_that_pin_first(engine: Engine, metric: str) -> None:
     """First, or folded into the first as a near-duplicate (a tiny catalog learns 24-bit codes: ties)."""
     for pin in list(engine.catalog)[::3]:
-        top = engine.search(pin.location, k=5, metric=metric)[0]
+        top = engine.search(file_query(pin.location), k=5, metric=metric)[0]
         assert pin.pin_id in {top.pin.pin_id, *top.near_duplicates}
-        assert top.distance == pytest.approx(0, abs=1e-3)
+        assert top.distance == pytest.approx(0, abs=1e-3) and top.similarity == pytest.approx(1, abs=1e-3)
 
 
 def test_held_out_images_find_their_category(engine: Engine) -> None:
     for category in CLASSES:
-        hits = engine.search(str(caltech_image(category, HELD_OUT)), k=5)
+        hits = engine.search(file_query(caltech_image(category, HELD_OUT)), k=5)
         assert categories(hits)[0] == category
         assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
         assert [h.distance for h in hits] == sorted(h.distance for h in hits)
@@ -42,22 +52,23 @@ def test_a_crop_searches_only_its_region(engine: Engine) -> None:
     scene = Image.new("RGB", (600, 220))
     scene.paste(left, (0, 0))
     scene.paste(right, (300, 0))
-    for box, category in [(CropBox(0, 0, 300, 220), "airplanes"), (CropBox(300, 0, 300, 220), "Leopards")]:
-        found = categories(engine.search(scene, crop=box, k=5))
+    for box, category in [(Box(0, 0, 300, 220), "airplanes"), (Box(300, 0, 600, 220), "Leopards")]:
+        found = categories(engine.search(ImageQuery(scene, box), k=5))
         assert found[0] == category and found.count(category) >= 3, found
 
 
 def test_search_by_pin_id_and_by_bytes(engine: Engine) -> None:
     pin = next(iter(engine.catalog))
-    by_id = engine.search(pin.pin_id, k=3)
-    by_bytes = engine.search(Path(pin.location).read_bytes(), k=3)
+    by_id = engine.search(PinQuery(pin.pin_id), k=3)
+    by_bytes = engine.search(file_query(pin.location), k=3)
     assert [h.pin.pin_id for h in by_id] == [h.pin.pin_id for h in by_bytes]
-    cropped = engine.search(pin.pin_id, crop=CropBox(0, 0, pin.width // 2, pin.height // 2), k=3)
-    assert len(cropped) == 3
+    half = Box(0, 0, pin.width // 2, pin.height // 2)
+    cropped = engine.search(PinQuery(pin.pin_id, half), k=3)
+    assert [h.pin_id for h in cropped] == [h.pin_id for h in engine.search(file_query(pin.location, half), k=3)]
 
 
 def test_index_survives_reopen_without_reextracting(engine: Engine) -> None:
-    query = str(caltech_image("pagoda", HELD_OUT))
+    query = file_query(caltech_image("pagoda", HELD_OUT))
     before = [(h.pin.pin_id, h.distance) for h in engine.search(query, k=5)]
     engine.close()
     with Engine.open(engine.settings.home) as reopened:
@@ -70,20 +81,20 @@ def test_new_pins_are_added_incrementally(engine: Engine, tmp_path: Path) -> Non
     extra = tmp_path / "extra" / "pagoda"
     extra.mkdir(parents=True)
     (extra / "new.jpg").write_bytes(caltech_image("pagoda", HELD_OUT).read_bytes())
-    engine.search(str(extra / "new.jpg"), k=1, metric="l2")  # builds the in-memory raw index
+    engine.search(file_query(extra / "new.jpg"), k=1, metric="l2")  # builds the in-memory raw index
     engine.ingest(extra.parent, progress=False)
     report = engine.index(progress=False)
     assert (report.extracted, report.indexed) == (1, 31)
     for metric in ("hamming", "l2"):
-        hit = engine.search(str(extra / "new.jpg"), k=1, metric=metric)[0]
+        hit = engine.search(file_query(extra / "new.jpg"), k=1, metric=metric)[0]
         assert hit.pin.location.endswith("new.jpg"), metric
 
 
 def test_deleted_pins_leave_the_results(engine: Engine) -> None:
     pin = next(p for p in engine.catalog if p.category == "Leopards")
-    assert engine.search(pin.pin_id, k=1)[0].pin.pin_id == pin.pin_id
+    assert engine.search(PinQuery(pin.pin_id), k=1)[0].pin.pin_id == pin.pin_id
     assert engine.delete([pin.pin_id]) == 1
-    assert pin.pin_id not in [h.pin.pin_id for h in engine.search(pin.location, k=30)]
+    assert pin.pin_id not in [h.pin.pin_id for h in engine.search(file_query(pin.location), k=30)]
     with Engine.open(engine.settings.home) as reopened:
         assert len(reopened.visual_index.codes) == 29
 
@@ -96,25 +107,31 @@ def test_near_duplicates_collapse_into_one_result(engine: Engine, tmp_path: Path
     original.save(folder / "b.jpg", quality=90)  # other bytes, same picture
     engine.ingest(folder.parent, progress=False)
     engine.index(progress=False)
-    hits = engine.search(str(folder / "a.png"), k=5)
-    top = {hits[0].pin.location, *[engine.pin(p).location for p in hits[0].near_duplicates]}
+    hits = engine.search(file_query(folder / "a.png"), k=5)
+    top = {hits[0].pin.location, *[engine.catalog.get(p).location for p in hits[0].near_duplicates]}
     assert {str(folder / "a.png"), str(folder / "b.jpg")} <= top
     assert all(not h.pin.location.startswith(str(folder)) for h in hits[1:])
 
 
 def test_bad_queries_are_clear(engine: Engine, tmp_path: Path) -> None:
-    with pytest.raises(UnknownPinError, match="neither an image file nor a pin id"):
-        engine.search("no-such-pin")
+    with pytest.raises(UnknownPinError, match="no pin with id 'no-such-pin'"):
+        engine.search(PinQuery("no-such-pin"))
     with pytest.raises(BadCropError, match="outside"):
-        engine.search(str(caltech_image("pagoda", 1)), crop=CropBox(0, 0, 10_000, 10))
-    with pytest.raises(BadImageError, match="not an image"):
-        engine.search(b"definitely not a jpeg")
-    with pytest.raises(ValueError, match="unknown metric"):
-        engine.search(str(caltech_image("pagoda", 1)), metric="cosine")
+        engine.search(file_query(caltech_image("pagoda", 1), Box(0, 0, 10_000, 10)))
+    with pytest.raises(BadCropError, match="no area"):
+        engine.search(PinQuery(next(iter(engine.catalog)).pin_id, Box(5, 5, 5, 9)))
+    with pytest.raises(BadImageError, match=r"upload\.jpg: not an image"):
+        engine.search(BytesQuery(b"definitely not a jpeg", name="upload.jpg"))
+    with pytest.raises(UnknownNameError, match="unknown metric"):
+        engine.search(file_query(caltech_image("pagoda", 1)), metric="cosine")
+    with pytest.raises(BadArgumentError, match="k must be between 1"):
+        engine.search(file_query(caltech_image("pagoda", 1)), k=0)
+    with pytest.raises(BadArgumentError, match="cannot search by a str"):
+        engine.search(str(caltech_image("pagoda", 1)))  # a string is never taken for a path
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buffer, "PNG")
     with Engine.open(tmp_path / "empty") as empty, pytest.raises(NotIndexedError, match="viscover index"):
-        empty.search(buffer.getvalue())
+        empty.search(BytesQuery(buffer.getvalue()))
 
 
 def test_interrupted_index_resumes_without_redoing_work(caltech_subset: Path, tmp_path: Path, monkeypatch) -> None:
@@ -132,6 +149,55 @@ def test_interrupted_index_resumes_without_redoing_work(caltech_subset: Path, tm
         with pytest.raises(KeyboardInterrupt):
             engine.index(progress=False)
         monkeypatch.undo()
-        assert engine.visual_index is None
+        assert engine.visual_index is None and not (tmp_path / "home" / "index" / "generation.json").exists()
         report = engine.index(progress=False)
         assert (report.extracted, report.indexed) == (30 - 16, 30)
+
+
+def test_search_many_answers_each_query_as_search_does(engine: Engine) -> None:
+    pins = list(engine.catalog)
+    queries = [PinQuery(pins[0].pin_id), file_query(caltech_image("Leopards", HELD_OUT)), PinQuery(pins[9].pin_id)]
+    batched = engine.search_many(queries, k=4)
+    assert [[h.pin_id for h in hits] for hits in batched] == [
+        [h.pin_id for h in engine.search(query, k=4)] for query in queries
+    ]
+
+
+def test_every_hit_says_where_it_came_from_and_how_similar_it_is(engine: Engine) -> None:
+    query = file_query(caltech_image("airplanes", HELD_OUT))
+    for metric in ("hamming", "l2", "l1"):
+        hits = engine.search(query, k=5, metric=metric)
+        bits = engine.visual_index.bits if metric == "hamming" else None
+        for hit in hits:
+            assert (hit.source, hit.metric, hit.code_bits, hit.calibrated) == ("visual", metric, bits, True)
+            expected = {
+                "hamming": 1 - hit.distance / (bits or 1),
+                "l2": 1 - hit.distance**2 / 4,
+                "l1": 1 - hit.distance / 2,
+            }
+            assert 0 <= hit.similarity <= 1 and hit.similarity == pytest.approx(expected[metric], abs=1e-6)
+        assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
+
+
+def test_a_copy_of_a_large_indexed_photo_is_at_distance_zero(engine: Engine, tmp_path: Path) -> None:
+    """Indexing decodes large JPEGs at reduced size; a query of the same bytes must see the same pixels."""
+    large = Image.open(caltech_image("pagoda", HELD_OUT)).convert("RGB").resize((1600, 1200))
+    folder = tmp_path / "large" / "pagoda"
+    folder.mkdir(parents=True)
+    large.save(folder / "big.jpg", quality=92)
+    engine.ingest(folder.parent, progress=False)
+    engine.index(progress=False)
+    for metric in ("hamming", "l2"):
+        top = engine.search(file_query(folder / "big.jpg"), k=1, metric=metric)[0]
+        assert top.pin.location == str(folder / "big.jpg") and top.distance == pytest.approx(0, abs=1e-4)
+
+
+def test_delete_acts_on_the_index_as_stored_whatever_the_settings(engine: Engine) -> None:
+    """A delete through an engine opened with another backbone (here one whose weights are not even on this
+    machine) removes the pin from the stored index instead of throwing the index away."""
+    pins = list(engine.catalog)
+    with Engine.open(engine.settings.home, backbone="resnet50", binarizer="median") as other:
+        assert other.delete([pins[0].pin_id]) == 1
+        index = other.visual_index
+        assert index is not None and len(index.codes) == 29 and index.model == engine.visual_index.model
+    assert pins[0].pin_id not in [h.pin_id for h in engine.search(PinQuery(pins[1].pin_id), k=29)]

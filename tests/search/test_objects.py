@@ -10,10 +10,14 @@ import pytest
 from PIL import Image
 
 from tests.conftest import COCO_MINI, coco_val_image
-from viscover import Engine
+from viscover import Box, BytesQuery, Engine
 from viscover.errors import NotIndexedError
-from viscover.ingest import CropBox
-from viscover.search import index_objects, object_run, search_objects
+from viscover.search import index_objects, object_run
+
+
+def zebra_query(crop: Box | None = None) -> BytesQuery:
+    return BytesQuery(coco_val_image(113354).read_bytes(), crop)
+
 
 ZEBRA = (76, 151, 268, 257)  # a zebra in COCO val 113354, as x0, y0, x1, y1
 BACKGROUNDS = ("113354", "19221")
@@ -38,14 +42,14 @@ def test_object_search_finds_the_scene_with_the_pasted_object(scenes: Path, tmp_
     with Engine.open(tmp_path / "home", detector="yolox_nano", binarizer="median", code_bits=None) as engine:
         engine.ingest(scenes, progress=False)
         with pytest.raises(NotIndexedError, match="viscover objects"):
-            search_objects(engine, str(coco_val_image(113354)))
+            engine.search_objects(zebra_query())
         report = index_objects(engine, progress=False)
         assert report.pins == 8 and report.objects >= 8 and report.indexed == report.objects
-        x0, y0, x1, y1 = ZEBRA
-        hits = search_objects(engine, str(coco_val_image(113354)), crop=CropBox(x0, y0, x1 - x0, y1 - y0), k=3)
+        hits = engine.search_objects(zebra_query(Box(*ZEBRA)), k=3)
         assert hits[0].pin.location.endswith("pasted.jpg") and hits[0].object.label == "zebra"
         assert len({hit.pin.key for hit in hits}) == len(hits)  # one row per scene
-        stored = engine.catalog.objects(object_run(engine), key=hits[0].pin.key)
+        assert all(h.source == "object" and h.code_bits == 1280 and 0 <= h.similarity <= 1 for h in hits)
+        stored = engine.catalog.objects(object_run(engine.settings, engine.feature_key), key=hits[0].pin.key)
         assert any(o.label == "zebra" for o in stored)
         assert sum(o.dominant for o in stored) <= 1
 
@@ -59,10 +63,36 @@ def test_objects_resume_and_a_failed_pin_loses_nothing(scenes: Path, tmp_path: P
         (copy / "pasted.jpg").rename(moved)  # one image goes missing mid-run
         first = index_objects(engine, progress=False)
         assert first.pins == 7 and len(first.failures) == 1 and "pasted.jpg" in first.failures[0][0]
-        run = object_run(engine)
+        run = object_run(engine.settings, engine.feature_key)
         kept = engine.catalog.objects(run)
         moved.rename(copy / "pasted.jpg")
         second = index_objects(engine, progress=False)
         assert second.pins == 1 and not second.failures  # only the missing pin is detected again
         assert engine.catalog.objects(run)[: len(kept)] == kept
         assert index_objects(engine, progress=False).pins == 0
+
+
+def test_a_new_dominance_rule_marks_stored_objects_again_without_detecting(scenes: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with Engine.open(home, detector="yolox_nano") as engine:
+        engine.ingest(scenes, progress=False)
+        first = index_objects(engine, progress=False)
+        run = object_run(engine.settings, engine.feature_key)
+        ids = {o.id for o in engine.catalog.objects(run)}
+    with Engine.open(home, detector="yolox_nano", dominant_area=0.0) as loose:  # every largest box is dominant
+        again = index_objects(loose, progress=False)
+        stored = loose.catalog.objects(run)
+    assert (again.pins, again.remarked) == (0, True) and {o.id for o in stored} == ids  # nothing detected again
+    assert again.dominant == len({o.key for o in stored}) > first.dominant
+
+
+def test_deleting_a_pin_removes_its_objects_from_the_published_object_index(scenes: Path, tmp_path: Path) -> None:
+    with Engine.open(tmp_path / "home", detector="yolox_nano", binarizer="median", code_bits=None) as engine:
+        engine.ingest(scenes, progress=False)
+        index_objects(engine, progress=False)
+        pasted = next(p for p in engine.catalog if p.location.endswith("pasted.jpg"))
+        count = len(engine.searcher.snapshot().objects.codes)
+        held = len(engine.catalog.objects(object_run(engine.settings, engine.feature_key), key=pasted.key))
+        engine.delete([pasted.pin_id])
+        assert len(engine.searcher.snapshot().objects.codes) == count - held
+        assert all(h.pin_id != pasted.pin_id for h in engine.search_objects(zebra_query(Box(*ZEBRA)), k=8))

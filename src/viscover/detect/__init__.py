@@ -1,12 +1,13 @@
-"""Detection stage: detectors by name (SSD, YOLOX, NanoDet, Faster R-CNN), boxes and the paper's
+"""Detection stage: detectors by name (SSD, YOLOX, NanoDet, Faster R-CNN), detections and the paper's
 dominant-object rule, detection datasets (COCO, VOC, YOLO) and detector training."""
 
-from viscover.detect.boxes import Detection, box_iou, check_box, dominant_object, pad_box
 from viscover.detect.datasets import AnnotatedImage, BadDatasetError, DetectionDataset, load_dataset
+from viscover.detect.detections import Detection, box_iou, dominant_object
 from viscover.detect.draw import draw_detections
-from viscover.detect.registry import Detector, DetectorSpec, create_detector, list_detectors, register_detector
+from viscover.detect.registry import DETECTORS, Detector, DetectorSpec, create_detector, list_detectors
 
 __all__ = [
+    "DETECTORS",
     "AnnotatedImage",
     "BadDatasetError",
     "Detection",
@@ -14,12 +15,9 @@ __all__ = [
     "Detector",
     "DetectorSpec",
     "box_iou",
-    "check_box",
     "create_detector",
     "dominant_object",
     "draw_detections",
     "list_detectors",
     "load_dataset",
-    "pad_box",
-    "register_detector",
 ]

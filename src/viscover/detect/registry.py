@@ -6,8 +6,6 @@ Trained detectors (`viscover detect train`) are found by name under HOME/detecto
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +13,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from viscover.config import Settings
-from viscover.detect.boxes import Detection
+from viscover.detect.detections import Detection
 from viscover.errors import UnknownNameError
+from viscover.registry import Registry
 
 # Some exports use Pascal-VOC spellings for COCO classes; viscover reports the COCO names.
 COCO_ALIASES = {
@@ -30,7 +29,8 @@ COCO_ALIASES = {
 
 
 class Detector(ABC):
-    """A loaded detector; `labels` are the class names it can return."""
+    """A loaded detector; `labels` are the class names it can return. `detect` is safe to call from
+    several threads at once."""
 
     name: str
     labels: tuple[str, ...]
@@ -43,37 +43,31 @@ class Detector(ABC):
 @dataclass(frozen=True)
 class DetectorSpec:
     name: str
-    build: Callable[[Settings], Detector]
+    build: Callable[[Settings, int], Detector]  # (settings, threads) → a loaded detector
     description: str = ""
 
 
-_REGISTRY: dict[str, DetectorSpec] = {}
-
-
-def register_detector(spec: DetectorSpec) -> DetectorSpec:
-    _REGISTRY[spec.name] = spec
-    return spec
+DETECTORS: Registry[DetectorSpec] = Registry("detector", "viscover.detect.detectors")
 
 
 def list_detectors() -> dict[str, DetectorSpec]:
-    from viscover.detect import detectors
-
-    for module in pkgutil.iter_modules(detectors.__path__):
-        importlib.import_module(f"{detectors.__name__}.{module.name}")
-    return dict(sorted(_REGISTRY.items()))
+    return DETECTORS.all()
 
 
-def create_detector(name: str, settings: Settings | None = None) -> Detector:
-    """A built-in detector, or one trained into `settings.home` by `viscover detect train`."""
+def create_detector(name: str, settings: Settings | None = None, threads: int | None = None) -> Detector:
+    """A built-in detector, or one trained into `settings.home` by `viscover detect train`, running on
+    `threads` threads (default: the batch thread count)."""
     settings = settings or Settings()
-    detectors = list_detectors()
-    if name in detectors:
-        return detectors[name].build(settings)
-    from viscover.detect.train import load_trained_detector
+    threads = threads or settings.threads
+    if name in DETECTORS:
+        return DETECTORS.get(name).build(settings, threads)
+    from viscover.detect.trained import load_trained_detector
 
-    trained = load_trained_detector(name, settings)
+    trained = load_trained_detector(name, settings, threads)
     if trained is None:
-        raise UnknownNameError(f"unknown detector {name!r}; registered: {', '.join(detectors)}")
+        raise UnknownNameError(
+            f"unknown detector {name!r}; registered: {', '.join(DETECTORS.all())}, or one trained into the home"
+        )
     return trained
 
 

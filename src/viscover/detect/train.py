@@ -10,11 +10,9 @@ named detector under HOME/detectors/NAME that every detector option accepts.
 from __future__ import annotations
 
 import json
-import pickle
 import random
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,8 +27,8 @@ from tqdm import tqdm
 
 from viscover.config import Settings
 from viscover.detect.datasets import DetectionDataset
-from viscover.detect.detectors.torchvision_detectors import TorchDetector
-from viscover.errors import ViscoverError, WeightsUnavailableError
+from viscover.detect.trained import detector_dir
+from viscover.errors import ViscoverError
 from viscover.features import backbone_spec
 from viscover.storage import atomic_path
 
@@ -267,29 +265,3 @@ def train_detector(
     with atomic_path(folder / "meta.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=1))
     return history
-
-
-def detector_dir(name: str, settings: Settings) -> Path:
-    if not name or "/" in name or name.startswith("."):
-        raise ViscoverError(f"a detector name must be a plain name, got {name!r}")
-    return settings.home / "detectors" / name
-
-
-def load_trained_detector(name: str, settings: Settings) -> TorchDetector | None:
-    """A detector made by `train_detector`, or None when HOME has none by that name."""
-    folder = detector_dir(name, settings)
-    if not (folder / "meta.json").is_file() or not (folder / "model.pt").is_file():
-        return None
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-        config = DetectTrainConfig(**meta["config"])
-        model = build_model(config, len(meta["classes"]) + 1, pretrained=False)
-        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-    except (ValueError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
-        raise WeightsUnavailableError(f"{folder} does not hold a loadable trained detector: {exc}") from exc
-    return TorchDetector(name, model, ["__background__", *meta["classes"]])
-
-
-def trained_detectors(settings: Settings) -> list[str]:
-    root = settings.home / "detectors"
-    return sorted(p.parent.name for p in root.glob("*/meta.json")) if root.is_dir() else []

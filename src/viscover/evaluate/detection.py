@@ -24,7 +24,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from viscover.detect import AnnotatedImage, Detection, DetectionDataset, Detector, box_iou
-from viscover.errors import UnknownNameError
+from viscover.errors import BadArgumentError, UnknownNameError
 from viscover.evaluate.report import csv_text, markdown_rows, text_table
 
 # The paper's three groups, in COCO's names; users pass their own with --groups.
@@ -84,7 +84,7 @@ def match_image(detections: Sequence[Detection], truth: AnnotatedImage, iou: flo
     outcome = np.full(len(detections), MISS)
     if not detections or not len(truth.labels):
         return outcome
-    overlaps = box_iou(np.array([d.box for d in detections]), truth.boxes)
+    overlaps = box_iou(np.array([tuple(d.box) for d in detections]), truth.boxes)
     truth_labels = np.array(truth.labels)
     taken = np.zeros(len(truth_labels), dtype=bool)
     for i in np.argsort([-d.score for d in detections], kind="stable"):
@@ -137,7 +137,7 @@ def parse_groups(text: str) -> dict[str, tuple[str, ...]]:
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, sep, labels = part.partition("=")
         if not sep or not name.strip() or not labels.strip():
-            raise ValueError(f"a group is NAME=label,label,…; got {part!r}")
+            raise BadArgumentError(f"a group is NAME=label,label,…; got {part!r}")
         groups[name.strip()] = tuple(label.strip() for label in labels.split(",") if label.strip())
     return groups
 

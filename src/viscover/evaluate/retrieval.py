@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from viscover.errors import NotEnoughDataError
 from viscover.index import VectorIndex
 
 
@@ -32,7 +33,9 @@ def relevance_matrix(
 ) -> np.ndarray:
     """(Q, depth) booleans: does the i-th result (query itself removed) share the query's label?"""
     if depth >= len(keys):
-        raise ValueError(f"K={depth} needs more than {depth} indexed items besides the query; have {len(keys) - 1}")
+        raise NotEnoughDataError(
+            f"K={depth} needs more than {depth} indexed items besides the query; have {len(keys) - 1}"
+        )
     _, found = index.search(data[queries], depth + 1)
     label_of = dict(zip(keys.tolist(), labels.tolist(), strict=True))
     rows = []

@@ -134,22 +134,22 @@ def run_study(
     results: list[RowResult] = []
     query_positions: np.ndarray | None = None
     for backbone, layer in dict.fromkeys((r.backbone, r.layer) for r in rows):
-        engine.extract(backbone, layer, progress)
-        keys, vectors = _features(engine, f"{backbone}/{layer}", only_keys)
+        model = engine.extract(backbone, layer, progress).model
+        keys, vectors = _features(engine, model, only_keys)
         labels = np.array([category[int(k)] or "" for k in keys], dtype=object)
         if query_positions is None:
             query_positions = _sample(labels, queries, seed, exclude)
-        noise_vectors = _noise_features(engine, backbone, layer, noise, seed)
+        noise_vectors = _noise_features(engine, model, noise, seed)
         noise_keys = np.arange(noise) + int(keys.max()) + 1
         binarizers: dict[Binarization, Binarizer] = {}
         for row in (r for r in rows if (r.backbone, r.layer) == (backbone, layer)):
             if row.binarization.binary:
                 if row.binarization not in binarizers:
-                    binarizers[row.binarization] = Binarizer.fit(
-                        row.binarization.method, vectors, row.binarization.bits
+                    binarizers[row.binarization] = Binarizer(row.binarization.method, row.binarization.bits).fit(
+                        vectors
                     )
-                encode = binarizers[row.binarization]
-                dim, bits = encode.bits, encode.bits
+                encode = binarizers[row.binarization].transform
+                dim = bits = binarizers[row.binarization].code_bits_
             else:
                 encode, dim, bits = (lambda v: v), vectors.shape[1], None
             data = encode(vectors)
@@ -188,9 +188,9 @@ def _sample(labels: np.ndarray, count: int, seed: int, exclude: Sequence[str]) -
     return positions
 
 
-def _noise_features(engine: Engine, backbone: str, layer: str, count: int, seed: int) -> np.ndarray:
+def _noise_features(engine: Engine, model: str, count: int, seed: int) -> np.ndarray:
     """Features of `count` seeded white-noise images (Figure 5's distractors), embedded in batches."""
-    embedder = engine.embedder(backbone, layer)
+    embedder = engine.embedder(model)
     rng = np.random.default_rng(seed)
     out = []
     for start in range(0, count, engine.settings.batch_size):
@@ -211,17 +211,18 @@ def feature_map_sample(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Raw features, binary codes and labels of `classes` seeded classes (plus noise images) for a 2-D map.
     The binarizer learns from all the pins studied, as in the study."""
-    keys, vectors = _features(engine, f"{row.backbone}/{row.layer}", only_keys)
+    model = engine.extract(row.backbone, row.layer, progress=False).model
+    keys, vectors = _features(engine, model, only_keys)
     category = engine.catalog.categories()
     labels = np.array([category[int(k)] or "" for k in keys], dtype=object)
     names = sorted({label for label in labels.tolist() if label and label not in exclude})
     chosen = np.random.default_rng(seed).choice(names, size=min(classes, len(names)), replace=False)
     mask = np.isin(labels, chosen)
     binarization = row.binarization if row.binarization.binary else Binarization("itq", DEFAULT_BITS["itq"])
-    binarizer = Binarizer.fit(binarization.method, vectors, binarization.bits)
+    binarizer = Binarizer(binarization.method, binarization.bits).fit(vectors)
     raw = vectors[mask]
     shown = labels[mask].tolist()
     if noise:
-        raw = np.concatenate([raw, _noise_features(engine, row.backbone, row.layer, noise, seed)])
+        raw = np.concatenate([raw, _noise_features(engine, model, noise, seed)])
         shown += [NOISE_LABEL] * noise
-    return raw, binarizer(raw), shown
+    return raw, binarizer.transform(raw), shown

@@ -1,29 +1,34 @@
-"""Features stage: pretrained backbones by name, layer taps, fast embedding, and binarization."""
+"""Features stage: pretrained backbones by name, layer taps, fast embedding, and binarization.
+
+PyTorch is imported only by `viscover.features.network` (building a backbone) and the training code.
+"""
 
 from viscover.features.binarize import METHODS, Binarizer, hamming_distances
 from viscover.features.embed import EmbeddedBatch, Embedder, embed_locations
 from viscover.features.registry import (
+    BACKBONES,
     BackboneSpec,
-    FeatureNet,
     Preprocess,
     backbone_spec,
-    create_backbone,
+    check_name,
     list_backbones,
-    register_backbone,
+    model_key,
+    parse_model_key,
 )
 
 __all__ = [
+    "BACKBONES",
     "METHODS",
     "BackboneSpec",
     "Binarizer",
     "EmbeddedBatch",
     "Embedder",
-    "FeatureNet",
     "Preprocess",
     "backbone_spec",
-    "create_backbone",
+    "check_name",
     "embed_locations",
     "hamming_distances",
     "list_backbones",
-    "register_backbone",
+    "model_key",
+    "parse_model_key",
 ]

@@ -1,64 +1,150 @@
-"""Turning images into feature vectors fast: ONNX Runtime (exported once, cached, checked against
-PyTorch) with a PyTorch fallback, and decoding overlapped with inference in worker threads."""
+"""Turning images into feature vectors fast: ONNX Runtime (exported once, cached under the feature space's
+name, checked against PyTorch) with a PyTorch fallback, and decoding overlapped with inference.
+
+A feature space whose export is cached loads without importing PyTorch, which keeps a cold `viscover
+search` fast; the export carries its own preprocessing, so the read path needs nothing else.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import io
+import dataclasses
+import json
 import logging
+import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
 
 from viscover.config import Settings
-from viscover.errors import BadImageError
-from viscover.features.registry import FeatureNet
-from viscover.ingest.images import read_bytes
+from viscover.errors import BadImageError, WeightsUnavailableError
+from viscover.features.registry import Preprocess, parse_model_key
+from viscover.ingest.images import decode_for_model, read_bytes
 from viscover.storage import atomic_path
+from viscover.threads import limit_threads
+
+if TYPE_CHECKING:
+    from viscover.features.network import FeatureNet
 
 log = logging.getLogger(__name__)
 
 EXPORT_TOLERANCE = 1e-3  # max |onnx - torch| relative to the feature scale accepted at export time
+PREPROCESS_METADATA = "viscover.preprocess"
 
 
 class Embedder:
-    """Runs a FeatureNet on preprocessed batches, through ONNX Runtime when it exports, else PyTorch."""
+    """Runs one feature space (a model key) on preprocessed batches; thread-safe, so one serves all requests."""
 
-    def __init__(self, net: FeatureNet, settings: Settings) -> None:
-        self.net = net
-        self.preprocess = net.spec.preprocess
-        self.runtime = "torch"
-        self._session = None
+    def __init__(self, key: str, preprocess: Preprocess, run: Callable[[np.ndarray], np.ndarray], runtime: str):
+        self.key, self.preprocess, self.runtime = key, preprocess, runtime
+        self._run = run
+
+    @classmethod
+    def load(cls, key: str, settings: Settings, threads: int) -> Embedder:
+        """The embedder of feature space `key`, running on `threads` threads.
+
+        From its cached ONNX export when there is one; otherwise the network is built, checked to still have
+        the weights `key` names, exported and verified (or run in PyTorch if it will not export)."""
+        path = onnx_path(key, settings)
+        if settings.runtime != "torch" and path.exists():
+            return cls._from_onnx(key, path, threads)
+        from viscover.features.network import create_backbone
+
+        backbone, layer, _ = parse_model_key(key)
+        net = create_backbone(backbone, layer, settings)
+        if net.key != key:
+            raise WeightsUnavailableError(
+                f"features {key} were made with weights that backbone {backbone!r} no longer has (now {net.key}) "
+                "and whose export is not cached: run `viscover index` to re-extract them"
+            )
         if settings.runtime != "torch":
             try:
-                self._session = _onnx_session(net, settings.model_cache)
-                self.runtime = "onnx"
+                _export(net, path)
+                return cls._from_onnx(key, path, threads)
             except Exception as exc:  # any exporter or runtime failure means: use PyTorch
                 if settings.runtime == "onnx":
                     raise
-                log.warning("%s: ONNX export failed (%s); using PyTorch", net.key, exc)
+                log.warning("%s: ONNX export failed (%s); using PyTorch", key, exc)
+        return cls(key, net.spec.preprocess, _torch_runner(net, threads), "torch")
 
-    @property
-    def key(self) -> str:
-        return self.net.key
+    @classmethod
+    def _from_onnx(cls, key: str, path: Path, threads: int) -> Embedder:
+        session = _session(path, threads)
+        preprocess = Preprocess(**json.loads(session.get_modelmeta().custom_metadata_map[PREPROCESS_METADATA]))
+        return cls(key, preprocess, lambda batch: session.run(None, {"images": batch})[0], "onnx")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N,3,H,W) float32 → (N,D) float32."""
-        if self._session is not None:
-            return self._session.run(None, {"images": batch})[0]
-        with torch.inference_mode():
-            return self.net(torch.from_numpy(batch)).numpy()
+        return self._run(batch)
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Embed in-memory RGB images (queries, crops)."""
+        """Embed decoded RGB images (queries, crops)."""
         return self.run(np.stack([self.preprocess(image) for image in images]))
+
+
+def onnx_path(key: str, settings: Settings) -> Path:
+    """Where the export of feature space `key` is cached; the weights digest is part of the name."""
+    return settings.model_cache / (re.sub(r"[^A-Za-z0-9_.-]", "-", key.replace("@", "-")) + ".onnx")
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _torch_runner(net: FeatureNet, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        limit_threads(threads)
+        with torch.inference_mode():
+            return net(torch.from_numpy(batch)).numpy()
+
+    return run
+
+
+def _export(net: FeatureNet, path: Path) -> None:
+    """Export `net` to ONNX with its preprocessing as metadata, and keep it only if it matches PyTorch."""
+    import onnx
+    import torch
+
+    crop = net.spec.preprocess.crop
+    sample = torch.rand(2, 3, crop, crop) * 4 - 2
+    with atomic_path(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's constant-folding notes are not actionable
+            torch.onnx.export(
+                net,
+                (sample,),
+                str(tmp),
+                input_names=["images"],
+                output_names=["features"],
+                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        model = onnx.load(str(tmp))
+        onnx.helper.set_model_props(
+            model, {PREPROCESS_METADATA: json.dumps(dataclasses.asdict(net.spec.preprocess)), "viscover.key": net.key}
+        )
+        onnx.save(model, str(tmp))
+        with torch.inference_mode():
+            expected = net(sample).numpy()
+        got = _session(tmp, 1).run(None, {"images": sample.numpy()})[0]
+        error = float(np.abs(got - expected).max() / (np.abs(expected).max() + 1e-6))
+        if error > EXPORT_TOLERANCE:
+            raise RuntimeError(f"ONNX output differs from PyTorch by {error:.2e} (relative)")
 
 
 @dataclass
@@ -80,7 +166,9 @@ def embed_locations(
     size = settings.batch_size
 
     def load(location: str) -> np.ndarray:
-        return embedder.preprocess(_open_for_model(location, embedder.preprocess.resize, settings))
+        data = read_bytes(location, settings.fetch_timeout_s)
+        image = decode_for_model(data, location, embedder.preprocess.resize, settings.max_image_pixels)
+        return embedder.preprocess(image)
 
     with (
         ThreadPoolExecutor(settings.decode_workers) as pool,
@@ -104,55 +192,3 @@ def embed_locations(
             vectors = embedder.run(np.stack(arrays)) if arrays else np.empty((0, 0), np.float32)
             bar.update(len(chunk))
             yield EmbeddedBatch(keys, vectors, failures)
-
-
-def _open_for_model(location: str, min_side: int, settings: Settings) -> Image.Image:
-    """Decode at reduced size where JPEG allows (draft mode): the model only needs `min_side` pixels."""
-    data = read_bytes(location, settings.fetch_timeout_s)
-    try:
-        image = Image.open(io.BytesIO(data))
-        image.draft("RGB", (min_side, min_side))
-        return image.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImageError(f"{location}: cannot decode ({exc})") from exc
-
-
-def _weights_digest(net: FeatureNet) -> str:
-    digest = hashlib.sha256(net.key.encode())
-    for name, tensor in net.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _onnx_session(net: FeatureNet, cache: Path):
-    """Load the cached ONNX export of `net`, exporting and verifying it first if it is missing."""
-    import onnxruntime as ort
-
-    crop = net.spec.preprocess.crop
-    path = cache / f"{net.key.replace('/', '-')}-{_weights_digest(net)}.onnx"
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if not path.exists():
-        sample = torch.rand(2, 3, crop, crop) * 4 - 2
-        with atomic_path(path) as tmp:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's constant-folding notes are not actionable
-                torch.onnx.export(
-                    net,
-                    (sample,),
-                    str(tmp),
-                    input_names=["images"],
-                    output_names=["features"],
-                    dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                    opset_version=17,
-                    dynamo=False,
-                )
-            session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
-            with torch.inference_mode():
-                expected = net(sample).numpy()
-            got = session.run(None, {"images": sample.numpy()})[0]
-            error = float(np.abs(got - expected).max() / (np.abs(expected).max() + 1e-6))
-            if error > EXPORT_TOLERANCE:
-                raise RuntimeError(f"ONNX output differs from PyTorch by {error:.2e} (relative)")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

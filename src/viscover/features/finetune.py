@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from viscover.config import Settings
 from viscover.errors import ViscoverError
-from viscover.features.registry import BackboneSpec, Preprocess, backbone_spec
+from viscover.features.finetuned import finetuned_dir
+from viscover.features.registry import BACKBONES, BackboneSpec, Preprocess, backbone_spec
 from viscover.ingest import Catalog
 from viscover.storage import atomic_path
 
@@ -170,13 +171,13 @@ def with_new_classifier(
 
 def finetune(catalog: Catalog, config: FinetuneConfig, settings: Settings, progress: bool = True) -> FinetuneReport:
     """Train, checkpointing each epoch under HOME/backbones/NAME; an existing checkpoint resumes."""
-    if config.name in _builtin_names():
+    if config.name in BACKBONES:
         raise ViscoverError(f"{config.name!r} is a built-in backbone; choose another --name")
+    folder = finetuned_dir(config.name, settings)
     base = backbone_spec(config.base, settings)
     split = split_catalog(catalog, config)
     torch.manual_seed(config.seed)
     network = with_new_classifier(base.build(settings), base, len(split.classes), config.head, config.temperature)
-    folder = settings.home / "backbones" / config.name
     folder.mkdir(parents=True, exist_ok=True)
     params = list(network.parameters())
     cutoff = int(len(params) * (1 - config.trainable_fraction))
@@ -280,52 +281,6 @@ def _accuracy(network: nn.Module, loader: DataLoader, max_steps: int | None) -> 
             correct += int((network(images).argmax(1) == labels).sum())
             seen += len(labels)
     return correct / max(seen, 1)
-
-
-def finetuned_spec(name: str, settings: Settings) -> BackboneSpec | None:
-    """The registry entry of a backbone fine-tuned into this home, or None if there is none."""
-    folder = settings.home / "backbones" / name
-    meta_path = folder / "meta.json"
-    if not meta_path.exists():
-        return None
-    meta = json.loads(meta_path.read_text())
-    base = backbone_spec(meta["base"], settings)
-    config = meta["config"]
-
-    def build(build_settings: Settings) -> nn.Module:
-        network = with_new_classifier(
-            base.build(build_settings),
-            base,
-            len(meta["classes"]),
-            config.get("head", "linear"),  # backbones made before the cosine head have none
-            config.get("temperature", FinetuneConfig.temperature),
-        )
-        network.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-        return network
-
-    return BackboneSpec(
-        name=name,
-        build=build,
-        preprocess=base.preprocess,
-        layers=base.layers,
-        classifier=base.classifier,
-        description=f"{meta['base']} fine-tuned on {len(meta['classes'])} catalog classes",
-        default_layer=base.default_layer,
-    )
-
-
-def held_out_keys(name: str, settings: Settings) -> set[int]:
-    """Pin keys that the fine-tuned backbone `name` never trained on."""
-    meta_path = settings.home / "backbones" / name / "meta.json"
-    if not meta_path.exists():
-        raise ViscoverError(f"no fine-tuned backbone {name!r} under {settings.home / 'backbones'}")
-    return set(json.loads(meta_path.read_text())["held_out"])
-
-
-def _builtin_names() -> set[str]:
-    from viscover.features.registry import list_backbones
-
-    return set(list_backbones())
 
 
 def _atomic_save(obj: object, path: Path) -> None:

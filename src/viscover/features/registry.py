@@ -1,21 +1,30 @@
-"""Backbones by name, the way timm's `create_model` works: each backbone file registers a builder."""
+"""Backbones by name, the way timm's `create_model` works: each file under `backbones/` registers its specs.
+
+Nothing here imports PyTorch: listing backbones, naming feature spaces and preprocessing images stay cheap,
+and a network is built only when features must be computed (`features/network.py`).
+"""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-import warnings
-from collections.abc import Callable
+import hashlib
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
-from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from viscover.config import Settings
-from viscover.errors import UnknownNameError
+from viscover.errors import BadArgumentError, UnknownNameError
+from viscover.model_files import sha256_of
+from viscover.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -46,81 +55,62 @@ class BackboneSpec:
 
     name: str
     build: Callable[[Settings], nn.Module]
+    weight_files: Callable[[Settings], Sequence[Path]]  # the files whose bytes fix the network's weights
     preprocess: Preprocess
     layers: dict[str, str]  # friendly layer name → FX node name (or node prefix) of the network
     classifier: str  # module path of the final Linear layer, replaced when fine-tuning
     description: str = ""
     default_layer: str = field(default="pool")
 
+    def weights_digest(self, settings: Settings) -> str:
+        """Names the weights: retrained weights under the same backbone name get a new digest."""
+        digest = hashlib.sha256(self.name.encode())
+        for path in self.weight_files(settings):
+            digest.update(sha256_of(path).encode())
+        return digest.hexdigest()[:16]
 
-_REGISTRY: dict[str, BackboneSpec] = {}
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", "viscover.features.backbones")
 
 
-def register_backbone(spec: BackboneSpec) -> BackboneSpec:
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def list_backbones() -> dict[str, BackboneSpec]:
-    _load_builtin_backbones()
-    return dict(sorted(_REGISTRY.items()))
+def check_name(kind: str, name: str) -> str:
+    """A name that becomes a folder under the home: a plain word, never a path."""
+    if not _PLAIN_NAME.fullmatch(name or ""):
+        raise BadArgumentError(
+            f"a {kind} name must be a plain name (letters, digits, '_', '-', '.'; at most 64), got {name!r}"
+        )
+    return name
 
 
 def backbone_spec(name: str, settings: Settings | None = None) -> BackboneSpec:
     """A built-in backbone, or one fine-tuned into `settings.home` by `viscover finetune`."""
-    backbones = list_backbones()
-    if name in backbones:
-        return backbones[name]
-    if settings is not None:
-        from viscover.features.finetune import finetuned_spec
+    if name in BACKBONES:
+        return BACKBONES.get(name)
+    if settings is not None and _PLAIN_NAME.fullmatch(name or ""):
+        from viscover.features.finetuned import finetuned_spec
 
         spec = finetuned_spec(name, settings)
         if spec is not None:
             return spec
-    raise UnknownNameError(f"unknown backbone {name!r}; registered: {', '.join(backbones)}")
+    raise UnknownNameError(
+        f"unknown backbone {name!r}; registered: {', '.join(BACKBONES.all())}, or one fine-tuned into the home"
+    )
 
 
-class FeatureNet(nn.Module):
-    """A backbone cut at one layer: images (N,3,H,W) → features (N,D); spatial maps are average-pooled."""
-
-    def __init__(self, spec: BackboneSpec, layer: str, network: nn.Module) -> None:
-        super().__init__()
-        self.spec, self.layer = spec, layer
-        # A friendly name maps to an FX node or module name; torchvision takes a module's last node.
-        target = spec.layers.get(layer, layer)
-        with warnings.catch_warnings():  # torchvision notes that eval and train graphs differ; we use eval
-            warnings.simplefilter("ignore", UserWarning)
-            try:
-                self.body = create_feature_extractor(network.eval(), {target: "out"})
-            except ValueError:
-                nodes = get_graph_node_names(network)[1]
-                raise UnknownNameError(
-                    f"backbone {spec.name!r} has no layer {layer!r}; use one of: {', '.join(spec.layers)}, "
-                    f"or a module name such as {nodes[len(nodes) // 2]!r} (see torchvision's get_graph_node_names)"
-                ) from None
-
-    @property
-    def key(self) -> str:
-        """Names the feature space: vectors from different keys never share an index."""
-        return f"{self.spec.name}/{self.layer}"
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.body(images)["out"]
-        if out.ndim == 4:
-            out = out.mean(dim=(2, 3))
-        return out.flatten(1)
+def model_key(backbone: str, layer: str, settings: Settings) -> str:
+    """Names a feature space: backbone, layer and the digest of the weights, as `backbone/layer@digest`.
+    Vectors under different keys never share an index."""
+    return f"{backbone}/{layer}@{backbone_spec(backbone, settings).weights_digest(settings)}"
 
 
-def create_backbone(name: str, layer: str | None = None, settings: Settings | None = None) -> FeatureNet:
-    """Build a pretrained backbone cut at `layer` (default: its pooled penultimate layer)."""
-    settings = settings or Settings()
-    spec = backbone_spec(name, settings)
-    network = spec.build(settings)
-    return FeatureNet(spec, layer or spec.default_layer, network).eval()
+def parse_model_key(key: str) -> tuple[str, str, str]:
+    """(backbone, layer, weights digest) of a model key."""
+    backbone, _, rest = key.partition("/")
+    layer, _, digest = rest.rpartition("@")
+    if not (backbone and layer and digest):
+        raise UnknownNameError(f"{key!r} is not a feature space name (backbone/layer@digest)")
+    return backbone, layer, digest
 
 
-def _load_builtin_backbones() -> None:
-    from viscover.features import backbones
-
-    for module in pkgutil.iter_modules(backbones.__path__):
-        importlib.import_module(f"{backbones.__name__}.{module.name}")
+def list_backbones() -> dict[str, BackboneSpec]:
+    return BACKBONES.all()

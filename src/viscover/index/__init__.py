@@ -1,6 +1,8 @@
-"""Index stage: FAISS indexes over binary codes (Hamming) and raw features (L2/L1), keyed by pin key."""
+"""Index stage: FAISS indexes over binary codes (Hamming) and raw features (L2/L1), keyed by pin key, and
+the generations in which a writer publishes them to readers."""
 
+from viscover.index.store import Generation, IndexStore
 from viscover.index.vector_index import METRICS, Metric, VectorIndex
 from viscover.index.visual_index import VisualIndex
 
-__all__ = ["METRICS", "Metric", "VectorIndex", "VisualIndex"]
+__all__ = ["METRICS", "Generation", "IndexStore", "Metric", "VectorIndex", "VisualIndex"]

@@ -53,6 +53,10 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self.faiss_index.ntotal)
 
+    def ids(self) -> np.ndarray:
+        """The keys this index holds."""
+        return faiss.vector_to_array(self.faiss_index.id_map)
+
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors (packed codes if binary), training the index first if it needs it."""
         if not len(keys):

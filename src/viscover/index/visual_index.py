@@ -1,5 +1,5 @@
-"""The persisted visual index: the binarizer learned from the catalog plus the FAISS index of its codes,
-saved together in one file written atomically (temporary file, then rename)."""
+"""A persisted binary index: the binarizer learned from the catalog plus the FAISS index of its codes,
+saved together in one file written atomically (temporary file, fsync, rename)."""
 
 from __future__ import annotations
 
@@ -17,21 +17,19 @@ from viscover.storage import atomic_path
 
 @dataclass
 class VisualIndex:
-    """Binary codes of one feature space (`model`), searchable by Hamming distance."""
+    """Binary codes of one feature space, searchable by Hamming distance. `model` names what was coded: a
+    model key (`backbone/layer@digest`) for whole images, an object run for objects."""
 
     model: str
     binarizer: Binarizer
     codes: VectorIndex
-    fitted_on: int  # how many vectors the binarizer learned from; refit when the catalog doubles
-    requested_bits: int | None  # the code length asked for (small catalogs may learn fewer bits)
+
+    @property
+    def bits(self) -> int:
+        return self.binarizer.code_bits_
 
     def save(self, path: Path) -> None:
-        state = {
-            "model": self.model,
-            "spec": self.codes.spec,
-            "fitted_on": self.fitted_on,
-            "requested_bits": self.requested_bits,
-        }
+        state = {"model": self.model, "spec": self.codes.spec}
         arrays = {f"binarizer_{k}": v for k, v in self.binarizer.to_arrays().items()}
         with atomic_path(path) as tmp, tmp.open("wb") as handle:
             np.savez(handle, state=np.array(json.dumps(state)), index=self.codes.to_bytes(), **arrays)
@@ -39,13 +37,15 @@ class VisualIndex:
             os.fsync(handle.fileno())
 
     @classmethod
-    def load(cls, path: Path) -> VisualIndex | None:
-        if not path.exists():
-            return None
+    def load(cls, path: Path) -> VisualIndex:
         with np.load(path) as data:
             state = json.loads(str(data["state"]))
-            binarizer = Binarizer.from_arrays(
-                {k.removeprefix("binarizer_"): data[k] for k in data.files if k.startswith("binarizer_")}
-            )
-            codes = VectorIndex.from_bytes(state["spec"], "hamming", binarizer.bits, data["index"])
-        return cls(state["model"], binarizer, codes, state["fitted_on"], state["requested_bits"])
+            arrays = {k.removeprefix("binarizer_"): data[k] for k in data.files if k.startswith("binarizer_")}
+            index_bytes = data["index"]
+        if "code_bits" not in arrays:  # written by release 0.1.0, before the estimator API
+            arrays["code_bits"] = arrays["bits"]
+            arrays["bits"] = np.array(-1 if state["requested_bits"] is None else state["requested_bits"])
+            arrays["n_samples_fit"] = np.array(state["fitted_on"])
+        binarizer = Binarizer.from_arrays(arrays)
+        codes = VectorIndex.from_bytes(state["spec"], "hamming", binarizer.code_bits_, index_bytes)
+        return cls(state["model"], binarizer, codes)

@@ -1,20 +1,23 @@
 """Ingest stage: safe image decoding, pin sources (folders, manifests) and the SQLite catalog."""
 
-from viscover.ingest.catalog import Catalog, Pin, StoredObject
-from viscover.ingest.images import CropBox, DecodedImage, decode_image, load_image
+from viscover.ingest.catalog import Catalog, CatalogReader, DeletedPins, Pin, StoredObject
+from viscover.ingest.images import DecodedImage, decode_for_model, decode_image, load_image, read_bytes
 from viscover.ingest.ingest import IngestReport, ingest
 from viscover.ingest.sources import PinSource, iter_sources
 
 __all__ = [
     "Catalog",
-    "CropBox",
+    "CatalogReader",
     "DecodedImage",
+    "DeletedPins",
     "IngestReport",
     "Pin",
     "PinSource",
     "StoredObject",
+    "decode_for_model",
     "decode_image",
     "ingest",
     "iter_sources",
     "load_image",
+    "read_bytes",
 ]

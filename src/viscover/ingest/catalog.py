@@ -1,58 +1,32 @@
-"""The catalog: pins and their stored features in one embedded SQLite database.
+"""The catalog: pins, their boards, features and objects in one embedded SQLite database (WAL mode).
 
-Every write is one transaction, so an interrupted ingest or extraction leaves only whole rows behind.
+`CatalogReader` is the read path: any number of threads, each on its own read-only connection, never blocked
+by a writer. `Catalog` is the write path, used under the home's write lock; every write is one transaction, so
+an interrupted ingest or extraction leaves only whole rows behind.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from viscover.errors import UnknownPinError
+from viscover.box import Box
+from viscover.errors import NotIndexedError, PinConflictError, UnknownPinError
+from viscover.ingest.schema import LATEST, ModelKeyUpgrade, migrate, schema_version
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pins (
-    key INTEGER PRIMARY KEY,            -- stable integer id used by the FAISS indexes
-    pin_id TEXT NOT NULL UNIQUE,
-    location TEXT NOT NULL,
-    sha256 TEXT NOT NULL UNIQUE,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    boards TEXT NOT NULL DEFAULT '[]',  -- JSON list of board ids
-    category TEXT,
-    added_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pins_location ON pins(location);
-CREATE TABLE IF NOT EXISTS features (
-    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
-    model TEXT NOT NULL,                -- backbone/layer that produced the vector
-    vector BLOB NOT NULL,               -- float32, little-endian
-    PRIMARY KEY (key, model)
-);
-CREATE TABLE IF NOT EXISTS objects (
-    id INTEGER PRIMARY KEY,             -- stable integer id used by the object index
-    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
-    run TEXT NOT NULL,                  -- detector + embedding that produced it (see search/objects.py)
-    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
-    label TEXT NOT NULL,
-    score REAL NOT NULL,
-    dominant INTEGER NOT NULL,          -- the pin's dominant visual object (section 6)
-    vector BLOB NOT NULL                -- float32 embedding of the padded crop
-);
-CREATE INDEX IF NOT EXISTS objects_run ON objects(run, key);
-CREATE TABLE IF NOT EXISTS detected (   -- pins a run has finished, including those with no objects
-    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
-    run TEXT NOT NULL,
-    PRIMARY KEY (key, run)
-);
-"""
+BUSY_TIMEOUT_MS = 10_000
+IN_CHUNK = 900  # values per `IN (...)` list: under every SQLite build's limit on bound parameters
+
+Change = Literal["added", "updated", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -76,87 +50,99 @@ class StoredObject:
 
     id: int
     key: int
-    box: tuple[float, float, float, float]
+    box: Box
     label: str
     score: float
     dominant: bool
 
 
-class Catalog:
-    """SQLite-backed store of pins and features; safe to reopen, idempotent on the same bytes."""
+@dataclass(frozen=True)
+class DeletedPins:
+    """What a delete removed: the pin keys and object ids that must leave the indexes."""
+
+    keys: list[int]
+    object_ids: list[int]
+
+
+def _chunks(values: Sequence[int]) -> Iterator[list[int]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield [int(v) for v in values[start : start + IN_CHUNK]]
+
+
+def _marks(values: Sequence[int]) -> str:
+    return ",".join("?" * len(values))
+
+
+class CatalogReader:
+    """Read-only access to a catalog, safe to share between threads: each thread gets its own connection."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps commits atomic
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._opened_lock = threading.Lock()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if not self.path.exists():
+                raise NotIndexedError(f"no catalog at {self.path}: run `viscover ingest` first")
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._local.connection = connection
+            with self._opened_lock:
+                self._opened.append(connection)
+        return connection
 
     def close(self) -> None:
-        self._db.close()
+        with self._opened_lock:
+            for connection in self._opened:
+                connection.close()
+            self._opened.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> CatalogReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state of the catalog, whatever a writer commits meanwhile."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     # -- pins ---------------------------------------------------------------------------------------
 
-    def add(self, pin: Pin) -> tuple[Pin, bool]:
-        """Store a pin; the same bytes again return the stored pin (boards merged) and False."""
-        with self._transaction():
-            existing = self._one("SELECT * FROM pins WHERE sha256 = ?", (pin.sha256,))
-            if existing is not None:
-                merged = tuple(dict.fromkeys(existing.boards + pin.boards))
-                if merged != existing.boards:
-                    self._db.execute("UPDATE pins SET boards = ? WHERE key = ?", (json.dumps(merged), existing.key))
-                return self._one("SELECT * FROM pins WHERE key = ?", (existing.key,)), False
-            taken = self._one("SELECT * FROM pins WHERE pin_id = ?", (pin.pin_id,))
-            if taken is not None:
-                raise ValueError(f"id {pin.pin_id!r} already names a different image ({taken.location})")
-            cursor = self._db.execute(
-                "INSERT INTO pins (pin_id, location, sha256, width, height, description, boards, category,"
-                " added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    pin.pin_id,
-                    pin.location,
-                    pin.sha256,
-                    pin.width,
-                    pin.height,
-                    pin.description,
-                    json.dumps(list(pin.boards)),
-                    pin.category,
-                    time.time(),
-                ),
-            )
-            return self._one("SELECT * FROM pins WHERE key = ?", (cursor.lastrowid,)), True
-
     def get(self, pin_id: str) -> Pin:
-        pin = self._one("SELECT * FROM pins WHERE pin_id = ?", (pin_id,))
+        pin = self._one("SELECT * FROM pin_rows WHERE pin_id = ?", (pin_id,))
         if pin is None:
             raise UnknownPinError(f"no pin with id {pin_id!r} in the catalog at {self.path}")
         return pin
 
     def by_keys(self, keys: Sequence[int]) -> dict[int, Pin]:
-        """Pins for index keys, in one query."""
-        if not len(keys):
-            return {}
-        marks = ",".join("?" * len(keys))
-        rows = self._db.execute(f"SELECT * FROM pins WHERE key IN ({marks})", [int(k) for k in keys])
-        return {pin.key: pin for pin in map(_pin_from_row, rows)}
+        """Pins for index keys; keys of deleted pins are absent."""
+        pins: dict[int, Pin] = {}
+        for chunk in _chunks(keys):
+            rows = self._db.execute(f"SELECT * FROM pin_rows WHERE key IN ({_marks(chunk)})", chunk)
+            pins.update((pin.key, pin) for pin in map(_pin_from_row, rows))
+        return pins
 
-    def known_locations(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT location FROM pins")}
-
-    def delete(self, pin_ids: Iterable[str]) -> list[int]:
-        """Remove pins and their features; returns the index keys that must leave the indexes."""
-        pins = [self.get(pin_id) for pin_id in pin_ids]
-        with self._transaction():
-            self._db.executemany("DELETE FROM pins WHERE key = ?", [(p.key,) for p in pins])
-        return [p.key for p in pins]
+    def locations(self) -> dict[str, int]:
+        """Every stored location and its pin key."""
+        return dict(self._db.execute("SELECT location, key FROM pins"))
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM pins").fetchone()[0]
 
     def __iter__(self) -> Iterator[Pin]:
-        return map(_pin_from_row, self._db.execute("SELECT * FROM pins ORDER BY key"))
+        return map(_pin_from_row, self._db.execute("SELECT * FROM pin_rows ORDER BY key"))
 
     def categories(self) -> dict[int, str | None]:
         return dict(self._db.execute("SELECT key, category FROM pins ORDER BY key").fetchall())
@@ -165,7 +151,7 @@ class Catalog:
 
     def pins_without_features(self, model: str) -> list[Pin]:
         rows = self._db.execute(
-            "SELECT * FROM pins WHERE key NOT IN (SELECT key FROM features WHERE model = ?) ORDER BY key",
+            "SELECT * FROM pin_rows WHERE key NOT IN (SELECT key FROM features WHERE model = ?) ORDER BY key",
             (model,),
         )
         return list(map(_pin_from_row, rows))
@@ -174,6 +160,185 @@ class Catalog:
         """Keys of the pins that have a stored vector for `model` (cheap: no vectors are read)."""
         rows = self._db.execute("SELECT key FROM features WHERE model = ? ORDER BY key", (model,)).fetchall()
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
+    def features(self, model: str, keys: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, float32 matrix) of stored vectors in key order, filled row by row into one preallocated array."""
+        if keys is None:
+            count = self._db.execute("SELECT COUNT(*) FROM features WHERE model = ?", (model,)).fetchone()[0]
+            queries = [("SELECT key, vector FROM features WHERE model = ? ORDER BY key", [model])]
+        else:
+            ordered = sorted({int(k) for k in keys})
+            count = len(ordered)
+            queries = [
+                (f"SELECT key, vector FROM features WHERE model = ? AND key IN ({_marks(c)}) ORDER BY key", [model, *c])
+                for c in _chunks(ordered)
+            ]
+        out_keys = np.empty(count, dtype=np.int64)
+        out: np.ndarray | None = None
+        n = 0
+        for query, args in queries:
+            for key, blob in self._db.execute(query, args):
+                vector = np.frombuffer(blob, dtype="<f4")
+                if out is None:
+                    out = np.empty((count, vector.size), dtype=np.float32)
+                out_keys[n], out[n] = key, vector
+                n += 1
+        if out is None:
+            return out_keys[:0], np.empty((0, 0), dtype=np.float32)
+        return out_keys[:n], out[:n]
+
+    # -- objects -------------------------------------------------------------------------------------
+
+    def pins_without_objects(self, run: str) -> list[Pin]:
+        rows = self._db.execute(
+            "SELECT * FROM pin_rows WHERE key NOT IN (SELECT key FROM detected WHERE run = ?) ORDER BY key", (run,)
+        )
+        return list(map(_pin_from_row, rows))
+
+    def objects(self, run: str, ids: Sequence[int] | None = None, key: int | None = None) -> list[StoredObject]:
+        """Stored objects of a run: all, those with the given ids, or those of one pin."""
+        base = "SELECT id, key, x0, y0, x1, y1, label, score, dominant FROM objects WHERE run = ?"
+        if key is not None:
+            queries = [(base + " AND key = ? ORDER BY id", [run, key])]
+        elif ids is not None:
+            queries = [(base + f" AND id IN ({_marks(c)}) ORDER BY id", [run, *c]) for c in _chunks(sorted(ids))]
+        else:
+            queries = [(base + " ORDER BY id", [run])]
+        return [
+            StoredObject(r[0], r[1], Box(*r[2:6]), r[6], r[7], bool(r[8]))
+            for query, args in queries
+            for r in self._db.execute(query, args)
+        ]
+
+    def object_vectors(self, run: str) -> tuple[np.ndarray, np.ndarray]:
+        """(object ids, float32 matrix) of every object of a run."""
+        rows = self._db.execute("SELECT id, vector FROM objects WHERE run = ? ORDER BY id", (run,)).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        return ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+
+    def dominance_rule(self, run: str) -> tuple[float, float] | None:
+        """(dominant_area, dominant_score) that the run's `dominant` flags follow, or None for a new run."""
+        row = self._db.execute("SELECT dominant_area, dominant_score FROM object_runs WHERE run = ?", (run,))
+        return row.fetchone()
+
+    # -- helpers ---------------------------------------------------------------------------------------
+
+    def _one(self, query: str, args: tuple) -> Pin | None:
+        row = self._db.execute(query, args).fetchone()
+        return None if row is None else _pin_from_row(row)
+
+
+class Catalog(CatalogReader):
+    """The writable catalog: one connection, used by the home's single writer. Opening it applies any schema
+    migrations the file lacks; idempotent on the same bytes."""
+
+    def __init__(self, path: Path, upgrade_model_key: ModelKeyUpgrade | None = None) -> None:
+        super().__init__(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")  # WAL keeps commits atomic
+        self._connection.execute("PRAGMA foreign_keys=ON")
+        if schema_version(self._connection) != LATEST:
+            migrate(self._connection, upgrade_model_key)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._connection
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    # -- pins ---------------------------------------------------------------------------------------
+
+    def add(self, pin: Pin) -> tuple[Pin, Change]:
+        """Store a pin. The same bytes again update the stored pin instead: new boards are added, and a new
+        description or category replaces the old one."""
+        with self._transaction():
+            existing = self._one("SELECT * FROM pin_rows WHERE sha256 = ?", (pin.sha256,))
+            if existing is not None:
+                changed = self._merge(existing, pin.description, pin.boards, pin.category)
+                return self._one("SELECT * FROM pin_rows WHERE key = ?", (existing.key,)), changed
+            taken = self._one("SELECT * FROM pin_rows WHERE pin_id = ?", (pin.pin_id,))
+            if taken is not None:
+                raise PinConflictError(f"id {pin.pin_id!r} already names a different image ({taken.location})")
+            cursor = self._db.execute(
+                "INSERT INTO pins (pin_id, location, sha256, width, height, description, category, added_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    pin.pin_id,
+                    pin.location,
+                    pin.sha256,
+                    pin.width,
+                    pin.height,
+                    pin.description,
+                    pin.category,
+                    time.time(),
+                ),
+            )
+            self._save_to_boards(cursor.lastrowid, pin.boards)
+            return self._one("SELECT * FROM pin_rows WHERE key = ?", (cursor.lastrowid,)), "added"
+
+    def update(
+        self, key: int, description: str = "", boards: Sequence[str] = (), category: str | None = None
+    ) -> Change:
+        """Give a stored pin new boards, description or category (empty values leave the old ones)."""
+        with self._transaction():
+            existing = self._one("SELECT * FROM pin_rows WHERE key = ?", (key,))
+            if existing is None:
+                raise UnknownPinError(f"no pin with key {key} in the catalog at {self.path}")
+            return self._merge(existing, description, boards, category)
+
+    def _merge(self, pin: Pin, description: str, boards: Sequence[str], category: str | None) -> Change:
+        new_boards = [b for b in dict.fromkeys(boards) if b not in pin.boards]
+        self._save_to_boards(pin.key, new_boards)
+        changes = {}
+        if description and description != pin.description:
+            changes["description"] = description
+        if category and category != pin.category:
+            changes["category"] = category
+        if changes:
+            assignments = ", ".join(f"{column} = ?" for column in changes)
+            self._db.execute(f"UPDATE pins SET {assignments} WHERE key = ?", (*changes.values(), pin.key))
+        return "updated" if new_boards or changes else "unchanged"
+
+    def _save_to_boards(self, key: int, boards: Iterable[str]) -> None:
+        for board in boards:
+            self._db.execute("INSERT OR IGNORE INTO boards (name) VALUES (?)", (board,))
+            self._db.execute(
+                "INSERT OR IGNORE INTO pin_boards (key, board) SELECT ?, id FROM boards WHERE name = ?", (key, board)
+            )
+
+    def delete(self, pin_ids: Iterable[str]) -> DeletedPins:
+        """Remove pins with their boards, features and objects; unknown ids raise before anything changes."""
+        pins = [self.get(pin_id) for pin_id in pin_ids]
+        keys = [p.key for p in pins]
+        with self._transaction():
+            object_ids = [
+                row[0]
+                for chunk in _chunks(keys)
+                for row in self._db.execute(f"SELECT id FROM objects WHERE key IN ({_marks(chunk)})", chunk)
+            ]
+            self._db.executemany("DELETE FROM pins WHERE key = ?", [(k,) for k in keys])
+        return DeletedPins(keys, object_ids)
+
+    def reserve_keys(self, table: Literal["pins", "objects"], highest: int) -> None:
+        """Never hand out keys up to `highest` again (ids an index file may still hold)."""
+        with self._transaction():
+            self._db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (highest, table))
+            self._db.execute(
+                "INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? WHERE NOT EXISTS "
+                "(SELECT 1 FROM sqlite_sequence WHERE name = ?)",
+                (table, highest, table),
+            )
+
+    # -- features ------------------------------------------------------------------------------------
 
     def put_features(self, model: str, keys: Sequence[int], vectors: np.ndarray) -> None:
         """Store one batch of vectors in one transaction."""
@@ -184,36 +349,7 @@ class Catalog:
                 [(int(k), model, v.tobytes()) for k, v in zip(keys, vectors, strict=True)],
             )
 
-    def features(self, model: str, keys: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, float32 matrix) of stored vectors, filled row by row into one preallocated array."""
-        if keys is None:
-            query, args = "SELECT key, vector FROM features WHERE model = ? ORDER BY key", (model,)
-            count = self._db.execute("SELECT COUNT(*) FROM features WHERE model = ?", (model,)).fetchone()[0]
-        else:
-            marks = ",".join("?" * len(keys))
-            query = f"SELECT key, vector FROM features WHERE model = ? AND key IN ({marks}) ORDER BY key"
-            args = (model, *map(int, keys))
-            count = len(keys)
-        out_keys = np.empty(count, dtype=np.int64)
-        out: np.ndarray | None = None
-        n = 0
-        for key, blob in self._db.execute(query, args):
-            vector = np.frombuffer(blob, dtype="<f4")
-            if out is None:
-                out = np.empty((count, vector.size), dtype=np.float32)
-            out_keys[n], out[n] = key, vector
-            n += 1
-        if out is None:
-            return out_keys[:0], np.empty((0, 0), dtype=np.float32)
-        return out_keys[:n], out[:n]
-
     # -- objects -------------------------------------------------------------------------------------
-
-    def pins_without_objects(self, run: str) -> list[Pin]:
-        rows = self._db.execute(
-            "SELECT * FROM pins WHERE key NOT IN (SELECT key FROM detected WHERE run = ?) ORDER BY key", (run,)
-        )
-        return list(map(_pin_from_row, rows))
 
     def put_objects(self, run: str, key: int, objects: Sequence[StoredObject], vectors: np.ndarray) -> None:
         """Replace a pin's objects for `run` and mark it done, in one transaction (a crash keeps all or none)."""
@@ -230,49 +366,29 @@ class Catalog:
             )
             self._db.execute("INSERT OR REPLACE INTO detected (key, run) VALUES (?, ?)", (key, run))
 
-    def objects(self, run: str, ids: Sequence[int] | None = None, key: int | None = None) -> list[StoredObject]:
-        """Stored objects of a run: all, those with the given ids, or those of one pin."""
-        query, args = "SELECT id, key, x0, y0, x1, y1, label, score, dominant FROM objects WHERE run = ?", [run]
-        if ids is not None:
-            query += f" AND id IN ({','.join('?' * len(ids))})"
-            args += [int(i) for i in ids]
-        if key is not None:
-            query += " AND key = ?"
-            args.append(key)
-        rows = self._db.execute(query + " ORDER BY id", args)
-        return [StoredObject(r[0], r[1], tuple(r[2:6]), r[6], r[7], bool(r[8])) for r in rows]
-
-    def object_vectors(self, run: str) -> tuple[np.ndarray, np.ndarray]:
-        """(object ids, float32 matrix) of every object of a run."""
-        rows = self._db.execute("SELECT id, vector FROM objects WHERE run = ? ORDER BY id", (run,)).fetchall()
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        return ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+    def set_dominance(self, run: str, rule: tuple[float, float], dominant_ids: Iterable[int]) -> None:
+        """Record the run's dominance rule and flag exactly `dominant_ids` as dominant, in one transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO object_runs (run, dominant_area, dominant_score) VALUES (?, ?, ?)", (run, *rule)
+            )
+            self._db.execute("UPDATE objects SET dominant = 0 WHERE run = ?", (run,))
+            self._db.executemany("UPDATE objects SET dominant = 1 WHERE id = ?", [(int(i),) for i in dominant_ids])
 
     # -- helpers ---------------------------------------------------------------------------------------
 
-    def _one(self, query: str, args: tuple) -> Pin | None:
-        row = self._db.execute(query, args).fetchone()
-        return None if row is None else _pin_from_row(row)
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (including KeyboardInterrupt)."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception (including KeyboardInterrupt)."""
         self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
 
 def _pin_from_row(row: tuple) -> Pin:
-    key, pin_id, location, sha256, width, height, description, boards, category, _added = row
+    key, pin_id, location, sha256, width, height, description, category, boards = row
     return Pin(pin_id, location, sha256, width, height, description, tuple(json.loads(boards)), category, key)

@@ -1,9 +1,13 @@
-"""Safe image decoding and crop boxes: every way an image can be bad becomes one clear `BadImageError`."""
+"""Safe image decoding: every way an image can be bad becomes one clear `BadImageError`.
+
+Indexing and queries decode for the model through one function (`decode_for_model`), so a copy of an
+indexed photo is embedded from the same pixels and lands at distance 0."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import urllib.request
 import warnings
 from dataclasses import dataclass
@@ -11,7 +15,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from viscover.errors import BadCropError, BadImageError
+from viscover.box import Box
+from viscover.errors import BadImageError
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
@@ -26,44 +31,6 @@ class DecodedImage:
     sha256: str
     width: int
     height: int
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """A region of an image in pixels: left, top, width, height (Flashlight's cropper)."""
-
-    x: int
-    y: int
-    w: int
-    h: int
-
-    @classmethod
-    def parse(cls, text: str) -> CropBox:
-        """Parse 'x,y,w,h' as typed on the command line."""
-        parts = text.split(",")
-        if len(parts) != 4:
-            raise BadCropError(f"crop {text!r}: expected four integers 'x,y,w,h'")
-        try:
-            x, y, w, h = (int(float(p)) for p in parts)
-        except ValueError as exc:
-            raise BadCropError(f"crop {text!r}: expected four integers 'x,y,w,h'") from exc
-        return cls(x, y, w, h)
-
-    def check_inside(self, width: int, height: int) -> None:
-        """Refuse boxes with no area, negative corners, or parts outside a width x height image."""
-        if self.w <= 0 or self.h <= 0:
-            raise BadCropError(f"crop {self}: width and height must be positive")
-        if self.x < 0 or self.y < 0:
-            raise BadCropError(f"crop {self}: x and y must not be negative")
-        if self.x + self.w > width or self.y + self.h > height:
-            raise BadCropError(f"crop {self}: extends outside the {width}x{height} image")
-
-    def apply(self, image: Image.Image) -> Image.Image:
-        self.check_inside(*image.size)
-        return image.crop((self.x, self.y, self.x + self.w, self.y + self.h))
-
-    def __str__(self) -> str:
-        return f"{self.x},{self.y},{self.w},{self.h}"
 
 
 def read_bytes(location: str, timeout_s: float = 20.0) -> bytes:
@@ -90,30 +57,60 @@ def read_bytes(location: str, timeout_s: float = 20.0) -> bytes:
 
 def decode_image(data: bytes, name: str, max_pixels: int = 89_478_485) -> DecodedImage:
     """Decode bytes fully into RGB; corrupt, truncated, bomb-sized or unsupported data raise BadImageError."""
+    image = _checked_open(data, name, max_pixels)
+    width, height = image.size
+    return DecodedImage(_as_rgb(image, name), hashlib.sha256(data).hexdigest(), width, height)
+
+
+def decode_for_model(
+    data: bytes, name: str, min_side: int, max_pixels: int = 89_478_485, crop: Box | None = None
+) -> Image.Image:
+    """The RGB pixels a model sees: the image (or its `crop`, in original pixels) decoded at reduced size where
+    JPEG allows (draft mode), keeping the region's shorter side at least `min_side` pixels."""
+    image = _checked_open(data, name, max_pixels)
+    width, height = image.size
+    region = (crop or Box(0, 0, width, height)).check_inside(width, height)
+    # JPEG draft scales by 1/2, 1/4 or 1/8 while both sides stay at least the requested size; asking for the
+    # full image's shorter side scaled like the region's keeps the region at least `min_side` pixels.
+    request = math.ceil(min_side * min(width, height) / min(region.width, region.height))
+    image.draft("RGB", (request, request))
+    scale = image.size[0] / width
+    pixels = _as_rgb(image, name)
+    return pixels if crop is None else pixels.crop(region.scaled(scale).pixels())
+
+
+def _checked_open(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """Open lazily, refusing unknown formats and decompression bombs before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            probe = Image.open(io.BytesIO(data))
-            if probe.format not in SUPPORTED_FORMATS:
-                raise BadImageError(f"{name}: unsupported image format {probe.format}")
-            width, height = probe.size
-            if width * height > max_pixels:
-                raise BadImageError(
-                    f"{name}: {width}x{height} pixels exceeds the limit of {max_pixels} (decompression bomb?)"
-                )
-            probe.load()
-            image = probe.convert("RGB")
-    except BadImageError:
-        raise
+            image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise BadImageError(f"{name}: not an image file (unrecognised format)") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImageError(f"{name}: too many pixels (decompression bomb): {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"{name}: corrupt or truncated image ({exc})") from exc
-    return DecodedImage(image, hashlib.sha256(data).hexdigest(), width, height)
+    if image.format not in SUPPORTED_FORMATS:
+        raise BadImageError(f"{name}: unsupported image format {image.format}")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise BadImageError(f"{name}: {width}x{height} pixels exceeds the limit of {max_pixels} (decompression bomb?)")
+    return image
+
+
+def _as_rgb(image: Image.Image, name: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+            return image.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(f"{name}: too many pixels (decompression bomb): {exc}") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(f"{name}: corrupt or truncated image ({exc})") from exc
 
 
 def load_image(location: str, max_pixels: int = 89_478_485, timeout_s: float = 20.0) -> DecodedImage:
-    """Read and decode an image from a path or URL."""
+    """Read and decode an image from a path or URL (ingest and the command line; never the read path)."""
     return decode_image(read_bytes(location, timeout_s), location, max_pixels)

@@ -1,5 +1,6 @@
-"""Building a catalog from a folder or manifest: idempotent (same bytes → same pin) and resumable
-(locations already stored are skipped; each pin is committed on its own)."""
+"""Building a catalog from a folder or manifest: idempotent (same bytes → same pin), resumable (each pin is
+committed on its own; stored locations are not read again) and updating (a known image that arrives with
+new boards, a new description or a new category updates its pin)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from viscover.config import Settings
-from viscover.errors import BadImageError
-from viscover.ingest.catalog import Catalog, Pin
+from viscover.errors import BadImageError, PinConflictError
+from viscover.ingest.catalog import Catalog, Change, Pin
 from viscover.ingest.images import load_image
 from viscover.ingest.sources import PinSource, SourceError, iter_sources
 
@@ -21,27 +22,29 @@ class IngestReport:
     """What an ingest did; `failures` pairs each skipped item with the reason."""
 
     added: int = 0
-    duplicates: int = 0
-    already_stored: int = 0
+    updated: int = 0
+    unchanged: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, change: Change) -> None:
+        setattr(self, change, getattr(self, change) + 1)
 
     def summary(self) -> str:
         return (
-            f"{self.added} added, {self.duplicates} duplicates of stored images, "
-            f"{self.already_stored} already stored, {len(self.failures)} skipped"
+            f"{self.added} added, {self.updated} updated, {self.unchanged} already stored, {len(self.failures)} skipped"
         )
 
 
 def ingest(catalog: Catalog, path: Path, settings: Settings, progress: bool = True) -> IngestReport:
-    """Add every image under `path` (folder or manifest) to the catalog."""
+    """Add every image under `path` (folder or manifest) to the catalog, or update the pins it already has."""
     report = IngestReport()
-    known = catalog.known_locations()
+    known = catalog.locations()
     todo: list[PinSource] = []
     for source in iter_sources(path):
         if isinstance(source, SourceError):
             report.failures.append((source.where, source.reason))
         elif source.location in known:
-            report.already_stored += 1
+            report.count(catalog.update(known[source.location], source.description, source.boards, source.category))
         else:
             todo.append(source)
 
@@ -68,12 +71,9 @@ def ingest(catalog: Catalog, path: Path, settings: Settings, progress: bool = Tr
                 report.failures.append((source.location, result))
                 continue
             try:
-                _, created = catalog.add(result)
-            except ValueError as exc:
+                _, change = catalog.add(result)
+            except PinConflictError as exc:
                 report.failures.append((source.location, str(exc)))
                 continue
-            if created:
-                report.added += 1
-            else:
-                report.duplicates += 1
+            report.count(change)
     return report

@@ -1,25 +1,25 @@
-"""Search stage: the `Engine` that composes catalog, features and index, its typed results, and the
-object index behind "scenes that contain this object"."""
+"""Search stage: the read path (`Searcher`: typed queries, one result type, snapshots that follow the
+writer) and the write path's facade (`Engine`), with the object index behind "scenes that contain this
+object"."""
 
-from viscover.search.engine import Engine, IndexReport, Query, SearchHit
-from viscover.search.objects import (
-    ObjectsReport,
-    SceneHit,
-    index_objects,
-    load_object_index,
-    object_run,
-    search_objects,
-)
+from viscover.search.engine import Engine, IndexReport
+from viscover.search.objects import ObjectsReport, index_objects, object_run
+from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
+from viscover.search.results import SearchHit, similarity
+from viscover.search.searcher import Searcher, Snapshot
 
 __all__ = [
+    "BytesQuery",
     "Engine",
+    "ImageQuery",
     "IndexReport",
     "ObjectsReport",
+    "PinQuery",
     "Query",
-    "SceneHit",
     "SearchHit",
+    "Searcher",
+    "Snapshot",
     "index_objects",
-    "load_object_index",
     "object_run",
-    "search_objects",
+    "similarity",
 ]

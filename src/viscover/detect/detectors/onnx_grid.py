@@ -6,7 +6,6 @@ Both predict per grid cell at strides 8/16/32; this file turns the grids into bo
 
 from __future__ import annotations
 
-import os
 from abc import abstractmethod
 
 import numpy as np
@@ -14,8 +13,8 @@ import onnxruntime as ort
 from PIL import Image
 
 from viscover.config import Settings
-from viscover.detect.boxes import Detection, clip_detections, non_max_suppression
-from viscover.detect.registry import Detector, DetectorSpec, read_labels, register_detector
+from viscover.detect.detections import Detection, clip_detections, non_max_suppression
+from viscover.detect.registry import DETECTORS, Detector, DetectorSpec, read_labels
 from viscover.errors import WeightsUnavailableError
 from viscover.model_files import ModelFile
 
@@ -42,11 +41,12 @@ class GridDetector(Detector):
     model: ModelFile
     label_file: ModelFile
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, threads: int) -> None:
         path = self.model.locate(settings)
         options = ort.SessionOptions()
         options.log_severity_level = 3  # NanoDet's old export lists weights as inputs; ORT warns per weight
-        options.intra_op_num_threads = os.cpu_count() or 1
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
         try:
             self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for unreadable models
@@ -140,7 +140,7 @@ class NanoDet(GridDetector):
         return boxes, scores
 
 
-register_detector(
+DETECTORS.register(
     DetectorSpec("yolox_nano", YoloX, "YOLOX-Nano COCO, ONNX 416x416 letterbox; the YOLO line the paper names next")
 )
-register_detector(DetectorSpec("nanodet_m", NanoDet, "NanoDet-m COCO, ONNX 416x416"))
+DETECTORS.register(DetectorSpec("nanodet_m", NanoDet, "NanoDet-m COCO, ONNX 416x416"))

@@ -3,15 +3,14 @@ SSD family, run with ai-edge-litert."""
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
 from PIL import Image
 
 from viscover.config import Settings
-from viscover.detect.boxes import Detection, clip_detections
-from viscover.detect.registry import Detector, DetectorSpec, read_labels, register_detector
+from viscover.detect.detections import Detection, clip_detections
+from viscover.detect.registry import DETECTORS, Detector, DetectorSpec, read_labels
 from viscover.errors import WeightsUnavailableError
 from viscover.model_files import ModelFile
 
@@ -29,12 +28,12 @@ LABELS = ModelFile(
 class TFLiteSSD(Detector):
     name = "ssd_mobilenet_v1_coco"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         path = MODEL.locate(settings)
         try:
-            self._interpreter = Interpreter(str(path), num_threads=os.cpu_count() or 1)
+            self._interpreter = Interpreter(str(path), num_threads=threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise WeightsUnavailableError(f"{path} is not a TFLite model: {exc}") from exc
@@ -59,7 +58,7 @@ class TFLiteSSD(Detector):
         return clip_detections(xyxy, scores[:n][keep], classes[:n][keep], self.labels, width, height)
 
 
-register_detector(
+DETECTORS.register(
     DetectorSpec(
         "ssd_mobilenet_v1_coco",
         TFLiteSSD,

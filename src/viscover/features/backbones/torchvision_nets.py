@@ -5,13 +5,15 @@ Weights come from the models directory, the torch hub cache, or a download when 
 
 from __future__ import annotations
 
-import torch
-import torchvision
-from torch import nn
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viscover.config import Settings
-from viscover.features.registry import BackboneSpec, Preprocess, register_backbone
+from viscover.features.registry import BACKBONES, BackboneSpec, Preprocess
 from viscover.model_files import torchvision_weights
+
+if TYPE_CHECKING:
+    from torch import nn
 
 _RESNET = {"pool5": "flatten", "fc1000": "fc", "logits": "fc", "pool": "flatten"}
 _ALEXNET = {
@@ -43,12 +45,24 @@ NETWORKS = {
 }
 
 
+def _weights(name: str):
+    def weight_files(settings: Settings) -> list[Path]:
+        import torchvision
+
+        return [torchvision_weights(torchvision.models.get_model_weights(name).DEFAULT.url, settings)]
+
+    return weight_files
+
+
 def _builder(name: str):
     def build(settings: Settings) -> nn.Module:
+        import torch
+        import torchvision
+
         kwargs = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
         network = torchvision.models.get_model(name, weights=None, **kwargs)
-        url = torchvision.models.get_model_weights(name).DEFAULT.url
-        state = torch.load(torchvision_weights(url, settings), map_location="cpu", weights_only=True)
+        (path,) = _weights(name)(settings)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         if name == "googlenet":
             state = {k: v for k, v in state.items() if not k.startswith("aux")}
         network.load_state_dict(state)
@@ -58,10 +72,11 @@ def _builder(name: str):
 
 
 for _name, _layers in NETWORKS.items():
-    register_backbone(
+    BACKBONES.register(
         BackboneSpec(
             name=_name,
             build=_builder(_name),
+            weight_files=_weights(_name),
             preprocess=Preprocess(),
             layers=_layers,
             classifier=_layers["logits"],

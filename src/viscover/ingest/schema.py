@@ -1,0 +1,176 @@
+"""The catalog's versioned schema: `PRAGMA user_version` counts the migrations applied, and opening a catalog
+applies the missing ones in order, each in one transaction (the caller holds the home's write lock).
+
+A new catalog runs every migration from the first, so the layout of a new home and of a migrated one come
+from the same code.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from viscover.errors import ViscoverError
+
+ModelKeyUpgrade = Callable[[str], str]  # a feature-space or object-run key without a weights digest → with one
+
+# Version 1: the layout of release 0.1.0 (boards as JSON, integer keys that SQLite may reuse).
+_V1 = """
+CREATE TABLE IF NOT EXISTS pins (
+    key INTEGER PRIMARY KEY,
+    pin_id TEXT NOT NULL UNIQUE,
+    location TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    boards TEXT NOT NULL DEFAULT '[]',
+    category TEXT,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pins_location ON pins(location);
+CREATE TABLE IF NOT EXISTS features (
+    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (key, model)
+);
+CREATE TABLE IF NOT EXISTS objects (
+    id INTEGER PRIMARY KEY,
+    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
+    run TEXT NOT NULL,
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    label TEXT NOT NULL,
+    score REAL NOT NULL,
+    dominant INTEGER NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS objects_run ON objects(run, key);
+CREATE TABLE IF NOT EXISTS detected (
+    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
+    run TEXT NOT NULL,
+    PRIMARY KEY (key, run)
+);
+"""
+
+# Version 2: keys never reused (AUTOINCREMENT), boards as a table indexed both ways, the dominance rule per run.
+_V2 = """
+CREATE TABLE pins_v2 (
+    key INTEGER PRIMARY KEY AUTOINCREMENT,  -- the id the FAISS indexes use; never reused after a delete
+    pin_id TEXT NOT NULL UNIQUE,
+    location TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    category TEXT,
+    added_at REAL NOT NULL
+);
+INSERT INTO pins_v2 (key, pin_id, location, sha256, width, height, description, category, added_at)
+    SELECT key, pin_id, location, sha256, width, height, description, category, added_at FROM pins;
+CREATE TABLE boards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE pin_boards (                   -- a pin saved to a board; rowid order is save order
+    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
+    board INTEGER NOT NULL REFERENCES boards(id),
+    UNIQUE (key, board)
+);
+CREATE INDEX pin_boards_by_board ON pin_boards(board, key);
+INSERT OR IGNORE INTO boards (name)
+    SELECT j.value FROM pins p, json_each(p.boards) j ORDER BY p.key, j.key;
+INSERT OR IGNORE INTO pin_boards (key, board)
+    SELECT p.key, b.id FROM pins p, json_each(p.boards) j JOIN boards b ON b.name = j.value ORDER BY p.key, j.key;
+DROP TABLE pins;
+ALTER TABLE pins_v2 RENAME TO pins;
+CREATE INDEX pins_location ON pins(location);
+CREATE TABLE objects_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the id the object index uses; never reused
+    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
+    run TEXT NOT NULL,                      -- detector, threshold, feature space and context (search/objects.py)
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    label TEXT NOT NULL,
+    score REAL NOT NULL,
+    dominant INTEGER NOT NULL,              -- the pin's dominant visual object (section 6)
+    vector BLOB NOT NULL                    -- float32 embedding of the padded crop
+);
+INSERT INTO objects_v2 SELECT id, key, run, x0, y0, x1, y1, label, score, dominant, vector FROM objects;
+DROP TABLE objects;
+ALTER TABLE objects_v2 RENAME TO objects;
+CREATE INDEX objects_run ON objects(run, key);
+CREATE INDEX objects_key ON objects(key);
+CREATE TABLE object_runs (                  -- the dominance rule the run's `dominant` flags follow
+    run TEXT PRIMARY KEY,
+    dominant_area REAL NOT NULL,
+    dominant_score REAL NOT NULL
+);
+CREATE VIEW pin_rows AS
+    SELECT p.key, p.pin_id, p.location, p.sha256, p.width, p.height, p.description, p.category,
+        (SELECT json_group_array(name) FROM (
+            SELECT b.name FROM pin_boards pb JOIN boards b ON b.id = pb.board WHERE pb.key = p.key ORDER BY pb.rowid
+        )) AS boards
+    FROM pins p;
+"""
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";\n") if s.strip()]
+
+
+def _v1_release_layout(db: sqlite3.Connection, _upgrade: ModelKeyUpgrade | None) -> None:
+    for statement in _statements(_V1):
+        db.execute(statement)
+
+
+def _v2_stable_keys_and_boards(db: sqlite3.Connection, _upgrade: ModelKeyUpgrade | None) -> None:
+    for statement in _statements(_V2):
+        db.execute(statement)
+
+
+def _v3_weights_digest_in_model_keys(db: sqlite3.Connection, upgrade: ModelKeyUpgrade | None) -> None:
+    """Feature spaces were named backbone/layer; now backbone/layer@digest of the weights that made them."""
+    renames = [
+        (table, column, old)
+        for table, column in (("features", "model"), ("objects", "run"), ("detected", "run"), ("object_runs", "run"))
+        for (old,) in db.execute(f"SELECT DISTINCT {column} FROM {table}")
+    ]
+    if renames and upgrade is None:
+        raise ViscoverError("this catalog comes from an older viscover: open its home with viscover to migrate it")
+    for table, column, old in renames:
+        db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (upgrade(old), old))
+
+
+MIGRATIONS = (_v1_release_layout, _v2_stable_keys_and_boards, _v3_weights_digest_in_model_keys)
+LATEST = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(db: sqlite3.Connection, upgrade: ModelKeyUpgrade | None = None) -> list[int]:
+    """Apply the migrations this catalog lacks; returns the versions applied. `db` is in autocommit mode."""
+    version = schema_version(db)
+    if version > LATEST:
+        raise ViscoverError(
+            f"this catalog has schema version {version}, newer than this viscover knows ({LATEST}): upgrade viscover"
+        )
+    applied = []
+    for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.execute("PRAGMA foreign_keys=OFF")  # tables are rebuilt; a no-op inside a transaction, so set first
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            step(db, upgrade)
+            broken = db.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise ViscoverError(f"migration {number} would leave dangling references: {broken[:5]}")
+            db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.execute("PRAGMA foreign_keys=ON")
+        applied.append(number)
+    return applied

@@ -1,0 +1,285 @@
+"""The read path: one `Searcher` shared by every thread of a process (a server's requests, a script's workers).
+
+It searches an immutable snapshot {visual index, object index} of one published generation and swaps it whole
+when a writer publishes a new one: each call makes one `stat` of the generation file, and a changed stamp
+loads the new generation once, outside the hot path of the other threads. The catalog is read through
+per-thread read-only connections. Embedders and the detector are built once, under a lock, on first use.
+No lock is taken on the search path itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from PIL import Image
+
+from viscover.config import Settings
+from viscover.detect import Detector, create_detector
+from viscover.errors import BadArgumentError, NotIndexedError, UnknownNameError
+from viscover.features import Embedder, hamming_distances
+from viscover.home import prepare_home
+from viscover.index import METRICS, Generation, IndexStore, VectorIndex, VisualIndex
+from viscover.index.store import Stamp
+from viscover.ingest import CatalogReader, Pin, StoredObject
+from viscover.ingest.images import decode_for_model, read_bytes
+from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
+from viscover.search.results import SearchHit, similarity, unit_vectors
+from viscover.threads import limit_threads
+
+MAX_K = 1000
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The indexes of one published generation; never changed once made, so threads share it freely."""
+
+    stamp: Stamp
+    generation: Generation
+    visual: VisualIndex | None
+    objects: VisualIndex | None
+
+
+def object_run_model(run: str) -> str:
+    """The feature space (model key) of an object run `detector@threshold|model key|context=…`."""
+    return run.split("|")[1]
+
+
+class Searcher:
+    """Visual and object search over a home, safe to share between threads, following the writer's updates."""
+
+    def __init__(self, settings: Settings) -> None:
+        prepare_home(settings)
+        self.settings = settings
+        self.catalog = CatalogReader(settings.catalog_path)
+        self._store = IndexStore(settings.index_dir)
+        self._snapshot = self._load_snapshot()
+        self._refresh_lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._built: dict[object, object] = {}
+
+    @classmethod
+    def open(cls, home: Path | str | None = None, **overrides: object) -> Searcher:
+        """A searcher over the home `home`; `overrides` are Settings fields."""
+        if home is not None:
+            overrides["home"] = Path(home)
+        return cls(Settings.load(**overrides))
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- snapshot ---------------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot; reloaded first when a writer has published a new generation since."""
+        current = self._snapshot
+        if self._store.stamp() == current.stamp or not self._refresh_lock.acquire(blocking=False):
+            return current  # unchanged, or another thread is loading the new one: answer from this one
+        try:
+            if self._store.stamp() != self._snapshot.stamp:
+                self._snapshot = self._load_snapshot()
+            return self._snapshot
+        finally:
+            self._refresh_lock.release()
+
+    def _load_snapshot(self) -> Snapshot:
+        stamp, generation, indexes = self._store.load()
+        return Snapshot(stamp, generation, indexes.get("visual"), indexes.get("objects"))
+
+    # -- search -----------------------------------------------------------------------------------------
+
+    def search(self, query: Query, k: int = 10, metric: str = "hamming") -> list[SearchHit]:
+        """The top-k pins nearest a query (or its crop), near-duplicates folded into the better result."""
+        return self.search_many([query], k, metric)[0]
+
+    def search_many(self, queries: Sequence[Query], k: int = 10, metric: str = "hamming") -> list[list[SearchHit]]:
+        """`search` for a batch of queries: the images are embedded in one batch and searched in one call."""
+        _check_k(k)
+        if metric not in METRICS:
+            raise UnknownNameError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        limit_threads(self.settings.search_threads)
+        snapshot = self.snapshot()
+        visual = self._require(snapshot.visual, "index")
+        vectors = self.embed(queries, visual.model)
+        fetch = min(2 * k + 10, len(visual.codes))
+        if metric == "hamming":
+            distances, keys = visual.codes.search(visual.binarizer.transform(vectors), fetch)
+            code_bits = visual.bits
+        else:
+            raw = self._raw_index(visual.model, metric, snapshot.generation.number)
+            distances, keys = raw.search(unit_vectors(vectors, metric), fetch)
+            code_bits = None
+        with self.catalog.snapshot():
+            return [
+                self._collapse(row_distances, row_keys, visual, k, metric, code_bits)
+                for row_distances, row_keys in zip(distances, keys, strict=True)
+            ]
+
+    def search_objects(self, query: Query, k: int = 10) -> list[SearchHit]:
+        """Object search (section 8): the k scenes whose best-matching indexed object is nearest the query."""
+        _check_k(k)
+        limit_threads(self.settings.search_threads)
+        objects = self._require(self.snapshot().objects, "object index")
+        codes = objects.binarizer.transform(self.embed([query], object_run_model(objects.model)))
+        distances, ids = objects.codes.search(codes, min(len(objects.codes), 20 * k + 50))
+        found = ids[0] >= 0
+        with self.catalog.snapshot():
+            stored = {o.id: o for o in self.catalog.objects(objects.model, ids=ids[0][found].tolist())}
+            scenes: dict[int, tuple[float, StoredObject]] = {}
+            for distance, object_id in zip(distances[0][found].tolist(), ids[0][found].tolist(), strict=True):
+                nearest = stored.get(object_id)  # nearest first; None when its pin was deleted since indexing
+                if nearest is not None and nearest.key not in scenes:
+                    scenes[nearest.key] = (distance, nearest)
+            pins = self.catalog.by_keys(list(scenes))
+        ranked = [(key, hit) for key, hit in scenes.items() if key in pins][:k]
+        return [
+            SearchHit(
+                rank,
+                pins[key],
+                "object",
+                "hamming",
+                distance,
+                objects.bits,
+                similarity("hamming", distance, objects.bits),
+                object=nearest,
+            )
+            for rank, (key, (distance, nearest)) in enumerate(ranked, start=1)
+        ]
+
+    def pin(self, pin_id: str) -> Pin:
+        return self.catalog.get(pin_id)
+
+    # -- embedding ----------------------------------------------------------------------------------------
+
+    def embed(self, queries: Sequence[Query], model: str) -> np.ndarray:
+        """Raw feature vectors of queries in feature space `model`: stored vectors for uncropped catalog pins,
+        the embedder (one batch) for everything else."""
+        vectors: dict[int, np.ndarray] = {}
+        for position, query in enumerate(queries):
+            if isinstance(query, PinQuery) and query.crop is None:
+                _, stored = self.catalog.features(model, [self.catalog.get(query.pin_id).key])
+                if len(stored):
+                    vectors[position] = stored[0]
+        todo = [position for position in range(len(queries)) if position not in vectors]
+        if todo:
+            embedder = self.embedder(model)
+            images = [self._image(queries[position], embedder.preprocess.resize) for position in todo]
+            vectors.update(zip(todo, embedder.embed(images), strict=True))
+        return np.stack([vectors[position] for position in range(len(queries))])
+
+    def _image(self, query: Query, min_side: int) -> Image.Image:
+        """The pixels a query shows the model: decoded as indexed images are, then cropped."""
+        limit = self.settings.max_image_pixels
+        if isinstance(query, PinQuery):
+            pin = self.catalog.get(query.pin_id)
+            data = read_bytes(pin.location, self.settings.fetch_timeout_s)
+            return decode_for_model(data, f"pin {pin.pin_id}", min_side, limit, query.crop)
+        if isinstance(query, BytesQuery):
+            return decode_for_model(query.data, query.name, min_side, limit, query.crop)
+        if isinstance(query, ImageQuery):
+            image = query.image.convert("RGB")
+            return image if query.crop is None else image.crop(query.crop.check_inside(*image.size).pixels())
+        raise BadArgumentError(f"cannot search by a {type(query).__name__}: use PinQuery, BytesQuery or ImageQuery")
+
+    def embedder(self, model: str) -> Embedder:
+        """The embedder of feature space `model`, built once (one thread per call, as serving wants)."""
+        return self._once(
+            ("embedder", model), lambda: Embedder.load(model, self.settings, self.settings.search_threads)
+        )
+
+    def detector(self) -> Detector:
+        """The settings' detector, built once."""
+        name = self.settings.detector
+        return self._once(
+            ("detector", name), lambda: create_detector(name, self.settings, self.settings.search_threads)
+        )
+
+    def _raw_index(self, model: str, metric: str, generation: int) -> VectorIndex:
+        """Exact L2/L1 search over the stored raw features of `model`, rebuilt once per generation."""
+
+        def build() -> VectorIndex:
+            keys, vectors = self.catalog.features(model)
+            index = VectorIndex.create("Flat", metric, vectors.shape[1])
+            index.add(keys, unit_vectors(vectors, metric))
+            for stale in [key for key in self._built if key[0] == "raw" and key != ("raw", model, metric, generation)]:
+                del self._built[stale]
+            return index
+
+        return self._once(("raw", model, metric, generation), build)
+
+    def _once(self, key: tuple, build: Callable[[], T]) -> T:
+        built = self._built.get(key)
+        if built is None:
+            with self._build_lock:
+                built = self._built.get(key)
+                if built is None:
+                    built = self._built[key] = build()
+        return built
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _require(self, index: VisualIndex | None, what: str) -> VisualIndex:
+        if index is None or not len(index.codes):
+            command = "viscover objects" if what == "object index" else "viscover index"
+            raise NotIndexedError(f"no {what} under {self.settings.home}: run `{command}` first")
+        return index
+
+    def _collapse(
+        self,
+        distances: np.ndarray,
+        keys: np.ndarray,
+        visual: VisualIndex,
+        k: int,
+        metric: str,
+        code_bits: int | None,
+    ) -> list[SearchHit]:
+        """Fold results within `dedup_fraction` of the code bits of a better result into it (footnote 4);
+        keys of pins deleted since the index was published are skipped."""
+        radius = int(self.settings.dedup_fraction * visual.bits)
+        found = keys >= 0
+        distances, keys = distances[found], keys[found]
+        pins = self.catalog.by_keys(keys.tolist())
+        stored_keys, vectors = self.catalog.features(visual.model, keys.tolist())
+        code_of = dict(zip(stored_keys.tolist(), visual.binarizer.transform(vectors), strict=True))
+        kept: list[tuple[int, float, list[str]]] = []
+        for key, distance in zip(keys.tolist(), distances.tolist(), strict=True):
+            if key not in pins or key not in code_of:
+                continue
+            if kept:
+                near = hamming_distances(code_of[key], np.stack([code_of[kk] for kk, _, _ in kept]))
+                closest = int(np.argmin(near))
+                if near[closest] <= radius:
+                    kept[closest][2].append(pins[key].pin_id)
+                    continue
+            kept.append((key, distance, []))
+            if len(kept) == k:
+                break
+        return [
+            SearchHit(
+                rank,
+                pins[key],
+                "visual",
+                metric,
+                distance,
+                code_bits,
+                similarity(metric, distance, code_bits),
+                near_duplicates=tuple(dups),
+            )
+            for rank, (key, distance, dups) in enumerate(kept, start=1)
+        ]
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise BadArgumentError(f"k must be between 1 and {MAX_K}, got {k}")

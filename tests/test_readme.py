@@ -1,0 +1,22 @@
+"""The README's Python example runs as written, on a small catalog instead of all of Caltech-101."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+PATHS_LINE = 'home, photos = ".viscover", "../shared/datasets/caltech101"'
+
+
+def test_the_python_example_runs(caltech_subset: Path, tmp_path: Path) -> None:
+    example = re.search(r"The same from Python.*?```python\n(.*?)```", README.read_text(), re.DOTALL)
+    assert example and PATHS_LINE in example.group(1)
+    code = example.group(1).replace(PATHS_LINE, f"home, photos = {str(tmp_path / 'home')!r}, {str(caltech_subset)!r}")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert [row[0] for row in rows] == ["1", "2", "3", "4", "5"] and rows[0][3] == "Leopards"
+    assert all(0 <= float(row[1]) <= 1 for row in rows)
