@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from viscover.config import Settings
-from viscover.features import Embedder, create_backbone, embed_locations
+from viscover.features import Embedder, embed_locations, model_key
 
 CALTECH = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "caltech101"
 
@@ -37,7 +37,7 @@ def main() -> None:
         results = {}
         for runtime in ("torch", "onnx"):
             settings = Settings(home=Path(home), runtime=runtime)
-            embedder = Embedder(create_backbone(args.backbone, settings=settings), settings)
+            embedder = Embedder.load(model_key(args.backbone, "pool", settings), settings, settings.threads)
             images_per_second(embedder, items[:32], settings)  # warm-up
             results[runtime] = images_per_second(embedder, items, settings)
     print(f"{len(items)} images from {args.folder}, backbone {args.backbone}, batch {settings.batch_size}")

@@ -41,16 +41,16 @@ def main() -> None:
         ("raw L1", VectorIndex.create("Flat", "l1", vectors.shape[1]), None),
     ]
     for method, bits in [("sign", None), ("median", None), ("itq", 256), ("itq", 512), ("median", 256)]:
-        binarizer = Binarizer.fit(method, vectors, bits)
+        binarizer = Binarizer(method, bits).fit(vectors)
         rows.append(
             (
-                f"binary {method} {binarizer.bits}-bit H.",
-                VectorIndex.create("BFlat", "hamming", binarizer.bits),
+                f"binary {method} {binarizer.code_bits_}-bit H.",
+                VectorIndex.create("BFlat", "hamming", binarizer.code_bits_),
                 binarizer,
             )
         )
     for name, index, binarizer in rows:
-        data = vectors if binarizer is None else binarizer(vectors)
+        data = vectors if binarizer is None else binarizer.transform(vectors)
         index.add(keys, data)
         score = score_retrieval(index, data, keys, labels, chosen, ks=[1]).precision[1]
         print(f"{name:<28} {data.shape[1] * data.itemsize:>10} {score:>20.3f}")

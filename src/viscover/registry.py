@@ -19,9 +19,10 @@ SpecT = TypeVar("SpecT", bound=Named)
 
 
 class Registry(Generic[SpecT]):
-    """Specs of one kind by name; the modules of `package` are imported (and so register) on first use."""
+    """Specs of one kind by name; the modules of `package`, if given, are imported (and so register) on
+    first use."""
 
-    def __init__(self, kind: str, package: str) -> None:
+    def __init__(self, kind: str, package: str | None = None) -> None:
         self.kind, self.package = kind, package
         self._specs: dict[str, SpecT] = {}
         self._loaded = False
@@ -50,7 +51,7 @@ class Registry(Generic[SpecT]):
 
     def _load_plugins(self) -> None:
         with self._lock:
-            if self._loaded:
+            if self._loaded or self.package is None:
                 return
             self._loaded = True
             package = importlib.import_module(self.package)

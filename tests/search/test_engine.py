@@ -201,3 +201,24 @@ def test_delete_acts_on_the_index_as_stored_whatever_the_settings(engine: Engine
         index = other.visual_index
         assert index is not None and len(index.codes) == 29 and index.model == engine.visual_index.model
     assert pins[0].pin_id not in [h.pin_id for h in engine.search(PinQuery(pins[1].pin_id), k=29)]
+
+
+def test_searches_run_on_search_threads_and_batch_jobs_on_batch_threads(engine: Engine) -> None:
+    """OpenMP counts threads per calling thread, so each search sets FAISS's count in its own thread."""
+    import threading
+
+    import faiss
+
+    with Engine.open(engine.settings.home, batch_threads=1, search_threads=2) as tuned:
+        seen = {}
+
+        def search() -> None:
+            tuned.search(file_query(caltech_image("pagoda", HELD_OUT)), k=3)
+            seen["faiss"] = faiss.omp_get_max_threads()
+
+        worker = threading.Thread(target=search)
+        worker.start()
+        worker.join()
+        assert seen["faiss"] == 2 and tuned.searcher.embedder(tuned.visual_index.model).threads == 2
+        tuned.index(progress=False)
+        assert faiss.omp_get_max_threads() == 1 and tuned.embedder(tuned.feature_key).threads == 1

@@ -41,8 +41,10 @@ PREPROCESS_METADATA = "viscover.preprocess"
 class Embedder:
     """Runs one feature space (a model key) on preprocessed batches; thread-safe, so one serves all requests."""
 
-    def __init__(self, key: str, preprocess: Preprocess, run: Callable[[np.ndarray], np.ndarray], runtime: str):
-        self.key, self.preprocess, self.runtime = key, preprocess, runtime
+    def __init__(
+        self, key: str, preprocess: Preprocess, run: Callable[[np.ndarray], np.ndarray], runtime: str, threads: int
+    ) -> None:
+        self.key, self.preprocess, self.runtime, self.threads = key, preprocess, runtime, threads
         self._run = run
 
     @classmethod
@@ -71,13 +73,13 @@ class Embedder:
                 if settings.runtime == "onnx":
                     raise
                 log.warning("%s: ONNX export failed (%s); using PyTorch", key, exc)
-        return cls(key, net.spec.preprocess, _torch_runner(net, threads), "torch")
+        return cls(key, net.spec.preprocess, _torch_runner(net, threads), "torch", threads)
 
     @classmethod
     def _from_onnx(cls, key: str, path: Path, threads: int) -> Embedder:
         session = _session(path, threads)
         preprocess = Preprocess(**json.loads(session.get_modelmeta().custom_metadata_map[PREPROCESS_METADATA]))
-        return cls(key, preprocess, lambda batch: session.run(None, {"images": batch})[0], "onnx")
+        return cls(key, preprocess, lambda batch: session.run(None, {"images": batch})[0], "onnx", threads)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """(N,3,H,W) float32 → (N,D) float32."""

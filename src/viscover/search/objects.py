@@ -77,8 +77,10 @@ def index_objects(engine: Engine, progress: bool = True) -> ObjectsReport:
             _mark_dominant(engine, run, rule)
             report.remarked = previous_rule is not None
         report.dominant = sum(o.dominant for o in engine.catalog.objects(run))
-        visual = _object_index(engine, run)
-        engine.store.publish(objects=visual)
+        visual = engine.store.load()[2].get("objects")
+        if report.pins or visual is None or visual.model != run:  # the stored objects changed: index them anew
+            visual = _object_index(engine, run)
+            engine.store.publish(objects=visual)
         report.indexed = len(visual.codes) if visual else 0
         return report
 
