@@ -15,12 +15,12 @@ from tests.conftest import caltech_image, coco_val_image
 VISCOVER = Path(sys.executable).parent / "viscover"
 
 
-def viscover(*args: str, home: Path) -> subprocess.CompletedProcess:
+def viscover(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(VISCOVER), "--home", str(home), "-q", *args],
         capture_output=True,
         text=True,
-        env=os.environ.copy(),
+        env={**os.environ, **env},
         timeout=300,
     )
 
@@ -42,6 +42,10 @@ def test_ingest_index_search_json(caltech_subset: Path, tmp_path: Path) -> None:
     assert [r["rank"] for r in rows] == [1, 2, 3] and rows[0]["category"] == "Motorbikes"
     table = viscover("search", query, "--crop", "0,0,100,80", "--metric", "l1", home=home)
     assert table.returncode == 0 and "Motorbikes" in table.stdout
+    by_pin = json.loads(viscover("search", rows[0]["pin_id"], "-k", "1", "--json", home=home).stdout)
+    assert by_pin[0]["pin_id"] == rows[0]["pin_id"] and by_pin[0]["similarity"] == 1.0
+    unknown = viscover("search", "no-such-pin", home=home)
+    assert unknown.returncode == 2 and "neither an image file nor a pin id" in unknown.stderr
 
 
 def test_errors_exit_2_with_a_message(tmp_path: Path) -> None:
@@ -51,6 +55,12 @@ def test_errors_exit_2_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no such file or folder" in result.stderr
     result = viscover("index", "--backbone", "resnet9000", home=tmp_path)
     assert result.returncode == 2 and "unknown backbone 'resnet9000'" in result.stderr
+    result = viscover("search", "no-such-pin", home=tmp_path)
+    assert result.returncode == 2 and "run `viscover index` first" in result.stderr
+    result = viscover("finetune", "../../escape", home=tmp_path)
+    assert result.returncode == 2 and "plain name" in result.stderr and not (tmp_path.parent / "escape").exists()
+    result = viscover("info", home=tmp_path, VISCOVER_MIN_SCORE="2")  # a bad setting, not a traceback
+    assert result.returncode == 2 and "min_score" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_eval_retrieval_writes_table_and_plots(caltech_subset: Path, tmp_path: Path) -> None:

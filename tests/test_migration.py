@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from viscover import Box, BytesQuery, Engine, PinQuery, Searcher
 from viscover.errors import ViscoverError
@@ -72,6 +73,25 @@ def test_keys_of_a_migrated_home_are_not_reused(old_home: Path, tmp_path: Path) 
         engine.ingest(tmp_path / "new", progress=False)
         (readded,) = [pin for pin in engine.catalog if pin.location.endswith("again.png")]
         assert readded.key > last.key
+
+
+def test_keys_an_old_index_still_holds_are_never_handed_out(old_home: Path, tmp_path: Path) -> None:
+    """Release 0.1.0 could die between removing a pin from the catalog and saving the index: the index then
+    names a key the catalog no longer has, which SQLite would have handed out again."""
+    db = sqlite3.connect(old_home / "catalog.db")
+    highest = db.execute("SELECT MAX(key) FROM pins").fetchone()[0]
+    for table in ("features", "objects", "detected", "pins"):
+        db.execute(f"DELETE FROM {table} WHERE key = ?", (highest,))
+    db.commit()
+    db.close()
+    with Engine.open(old_home) as engine:
+        assert highest in engine.visual_index.codes.ids()
+        (tmp_path / "new").mkdir()
+        shutil.copy(FIXTURE / "images" / "scene-00.png", tmp_path / "new" / "first.png")
+        Image.new("RGB", (64, 64), (90, 200, 90)).save(tmp_path / "new" / "green.png")
+        engine.ingest(tmp_path / "new", progress=False)
+        (green,) = [pin for pin in engine.catalog if pin.location.endswith("green.png")]
+        assert green.key > highest
 
 
 def test_a_current_home_opens_without_the_write_lock_and_a_newer_one_is_refused(old_home: Path) -> None:

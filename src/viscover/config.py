@@ -72,8 +72,11 @@ class Settings(BaseSettings):
     )
 
     @classmethod
-    def load(cls, **overrides: object) -> Settings:
-        """Settings from defaults, VISCOVER_* variables and `overrides`; a bad value is a BadSettingError."""
+    def load(cls, home: Path | str | None = None, **overrides: object) -> Settings:
+        """Settings from defaults, VISCOVER_* variables, `home` and `overrides`; a bad value is a
+        BadSettingError."""
+        if home is not None:
+            overrides["home"] = Path(home)
         try:
             return cls(**overrides)
         except ValidationError as exc:
@@ -86,7 +89,9 @@ class Settings(BaseSettings):
     @property
     def threads(self) -> int:
         """Threads a batch job uses: `batch_threads`, or every core this process may run on."""
-        return self.batch_threads or len(os.sched_getaffinity(0))
+        if self.batch_threads:
+            return self.batch_threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
     @property
     def catalog_path(self) -> Path:

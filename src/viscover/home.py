@@ -7,6 +7,7 @@ leaves a state the next opening finishes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 
@@ -14,7 +15,7 @@ from viscover.config import Settings
 from viscover.errors import ViscoverError
 from viscover.features.registry import model_key
 from viscover.index import IndexStore
-from viscover.ingest.catalog import Catalog
+from viscover.ingest.catalog import Catalog, ObjectRun
 from viscover.ingest.schema import LATEST
 from viscover.storage import write_lock
 
@@ -29,12 +30,14 @@ def prepare_home(settings: Settings) -> None:
         upgrade = _model_key_upgrade(settings)
         store = IndexStore(settings.index_dir)
         store.adopt_legacy(upgrade)
-        with Catalog(settings.catalog_path, upgrade_model_key=upgrade) as catalog:
-            # Keys the index files may hold must never be handed out again (older releases reused them).
-            _, _, indexes = store.load()
-            for kind, table in (("visual", "pins"), ("objects", "objects")):
-                if kind in indexes and len(indexes[kind].codes):
-                    catalog.reserve_keys(table, int(indexes[kind].codes.ids().max()))
+        # Keys the index files may hold must never be handed out again (older releases reused them).
+        _, indexes = store.load()
+        reserved = {
+            table: int(indexes[kind].codes.ids().max())
+            for kind, table in (("visual", "pins"), ("objects", "objects"))
+            if kind in indexes and len(indexes[kind].codes)
+        }
+        Catalog(settings.catalog_path, upgrade_model_key=upgrade, reserved=reserved).close()
 
 
 def _is_current(settings: Settings) -> bool:
@@ -55,9 +58,9 @@ def _model_key_upgrade(settings: Settings):
     digest of the weights the backbone has now, which are the weights the older release embedded with."""
 
     def upgrade(key: str) -> str:
-        if "|" in key:  # an object run: detector@threshold|model key|context=…
-            detector, model, context = key.split("|")
-            return "|".join((detector, upgrade(model), context))
+        if "|" in key:  # an object run
+            run = ObjectRun.parse(key)
+            return str(dataclasses.replace(run, model=upgrade(run.model)))
         if "@" in key:
             return key
         backbone, _, layer = key.partition("/")

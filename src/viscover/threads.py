@@ -1,17 +1,25 @@
 """Thread counts inside the numeric libraries, set on purpose: on two shared cores FAISS's default OpenMP
-threads made one exact search over 100k codes take 33 ms instead of 0.12 ms."""
+threads made one exact search over 1M codes 99x slower while two other processes were busy
+(docs/results/read-path.md).
+
+FAISS (OpenMP) counts threads per calling thread, so `limit_threads` is called by each thread that searches
+or indexes. ONNX Runtime takes its count per session, when the session is made. PyTorch has one count for
+the whole process, set where a PyTorch model is loaded (`torch_threads`).
+"""
 
 from __future__ import annotations
-
-import sys
 
 import faiss
 
 
 def limit_threads(count: int) -> None:
-    """Run FAISS (OpenMP, which counts threads per calling thread) and PyTorch, if loaded, on `count`
-    threads from the calling thread on. ONNX Runtime sessions take their count when they are created."""
+    """Run FAISS on `count` threads in the calling thread from now on."""
     faiss.omp_set_num_threads(count)
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != count:
+
+
+def torch_threads(count: int) -> None:
+    """Run PyTorch on `count` threads in this process (its count is process-wide)."""
+    import torch
+
+    if torch.get_num_threads() != count:
         torch.set_num_threads(count)

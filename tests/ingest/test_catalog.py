@@ -114,3 +114,18 @@ def test_readers_use_their_own_read_only_connection_per_thread(tmp_path: Path) -
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader._db.execute("DELETE FROM pins")
     reader.close()
+
+
+def test_a_thread_s_read_connection_closes_when_the_thread_ends(tmp_path: Path) -> None:
+    import threading
+
+    Catalog(tmp_path / "c.db").add(make_pin("a", "h1"))
+    reader = CatalogReader(tmp_path / "c.db")
+    threads = [threading.Thread(target=lambda: reader.get("a")) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+        thread.join()
+    assert len(reader._open) == 0  # no thread left: no connection left open (a server's threads come and go)
+    reader.get("a")
+    assert len(reader._open) == 1
+    reader.close()

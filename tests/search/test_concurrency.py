@@ -113,6 +113,7 @@ def test_eight_threads_share_one_searcher_while_another_process_writes(home: Pat
         [sys.executable, "-c", WRITER, str(home), str(log), *map(str, newcomers)], stderr=subprocess.PIPE, text=True
     )
     delays: dict[str, float] = {}
+    keys: dict[str, int] = {}
     handled: set[tuple[str, str]] = set()
     try:
         while writer.poll() is None or len(handled) < len(log.read_text().splitlines()):
@@ -126,7 +127,12 @@ def test_eight_threads_share_one_searcher_while_another_process_writes(home: Pat
                 while True:
                     hits = searcher.search(query, k=3)  # a tiny catalog's short codes tie: count folded pins
                     ids = {pin_id for hit in hits for pin_id in (hit.pin_id, *hit.near_duplicates)}
-                    if (pin_id_of(image) in ids) == (event["event"] == "indexed"):
+                    if event["event"] == "indexed" and pin_id_of(image) in ids:
+                        keys[image.name] = searcher.catalog.get(pin_id_of(image)).key
+                        break
+                    # a deleted pin must leave the searched index, not only be filtered out by the catalog
+                    indexed = searcher.snapshot().visual.codes.ids()
+                    if event["event"] == "deleted" and pin_id_of(image) not in ids and keys[image.name] not in indexed:
                         break
                     assert time.time() - event["time"] < 5, f"{event} not visible after 5 s"
                     time.sleep(0.01)
@@ -183,10 +189,10 @@ def test_a_sigkilled_writer_leaves_no_stale_lock(home: Path, caltech_subset: Pat
     assert holder.stdout.readline().strip() == "locked"
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
+    with Searcher.open(home) as searcher:
+        pin_id = next(iter(searcher.catalog)).pin_id
     started = time.monotonic()
-    after = run_viscover(
-        home, "delete", next(iter(Searcher.open(home).catalog)).pin_id, VISCOVER_WRITE_LOCK_TIMEOUT_S="2"
-    )
+    after = run_viscover(home, "delete", pin_id, VISCOVER_WRITE_LOCK_TIMEOUT_S="2")
     assert after.returncode == 0 and "deleted 1 pins" in after.stdout, after.stderr
     assert time.monotonic() - started < 15
 

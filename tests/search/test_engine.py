@@ -67,6 +67,15 @@ def test_search_by_pin_id_and_by_bytes(engine: Engine) -> None:
     assert [h.pin_id for h in cropped] == [h.pin_id for h in engine.search(file_query(pin.location, half), k=3)]
 
 
+def test_the_snapshot_is_reloaded_only_when_a_generation_is_published(engine: Engine) -> None:
+    first = engine.searcher.snapshot()
+    assert engine.searcher.snapshot() is first  # one stat per call, no reload while nothing changes
+    engine.delete([next(iter(engine.catalog)).pin_id])
+    second = engine.searcher.snapshot()
+    assert second is not first and second.generation.number == first.generation.number + 1
+    assert len(second.visual.codes) == len(first.visual.codes) - 1  # the old snapshot is left as it was
+
+
 def test_index_survives_reopen_without_reextracting(engine: Engine) -> None:
     query = file_query(caltech_image("pagoda", HELD_OUT))
     before = [(h.pin.pin_id, h.distance) for h in engine.search(query, k=5)]
@@ -124,7 +133,7 @@ def test_bad_queries_are_clear(engine: Engine, tmp_path: Path) -> None:
         engine.search(BytesQuery(b"definitely not a jpeg", name="upload.jpg"))
     with pytest.raises(UnknownNameError, match="unknown metric"):
         engine.search(file_query(caltech_image("pagoda", 1)), metric="cosine")
-    with pytest.raises(BadArgumentError, match="k must be between 1"):
+    with pytest.raises(BadArgumentError, match="k must be a whole number between 1"):
         engine.search(file_query(caltech_image("pagoda", 1)), k=0)
     with pytest.raises(BadArgumentError, match="cannot search by a str"):
         engine.search(str(caltech_image("pagoda", 1)))  # a string is never taken for a path
@@ -222,3 +231,57 @@ def test_searches_run_on_search_threads_and_batch_jobs_on_batch_threads(engine: 
         assert seen["faiss"] == 2 and tuned.searcher.embedder(tuned.visual_index.model).threads == 2
         tuned.index(progress=False)
         assert faiss.omp_get_max_threads() == 1 and tuned.embedder(tuned.feature_key).threads == 1
+
+
+def test_a_damaged_generation_is_skipped_and_the_last_good_one_keeps_answering(engine: Engine) -> None:
+    searcher = engine.searcher
+    good = searcher.snapshot()
+    index_dir = engine.settings.index_dir
+    (index_dir / "visual-99.npz").write_bytes(b"not an index")
+    (index_dir / "generation.json").write_text(
+        '{"generation": 99, "files": {"visual": "visual-99.npz"}, "published_at": 1.0}'
+    )
+    pin = next(iter(engine.catalog))
+    assert searcher.search(PinQuery(pin.pin_id), k=1)[0].pin_id == pin.pin_id  # answered from the good one
+    assert searcher.snapshot() is good
+    engine.delete([pin.pin_id])
+    assert searcher.snapshot() is good  # the writer cannot read generation 99 either: nothing is published
+    assert engine.index(progress=False).rebuilt  # so the next index rebuilds it from the catalog
+    assert searcher.snapshot().generation.number == 100 and len(searcher.snapshot().visual.codes) == 29
+
+
+def test_arguments_are_checked_before_any_work(engine: Engine) -> None:
+    assert engine.search_many([], k=3) == []
+    for k in (2.5, "3", True, 1001):
+        with pytest.raises(BadArgumentError, match="k must be a whole number"):
+            engine.search(PinQuery(next(iter(engine.catalog)).pin_id), k=k)
+    with pytest.raises(BadArgumentError, match="cannot search by a bytes"):
+        engine.search_many([PinQuery("x"), b"raw bytes"])
+
+
+def test_relative_scores_for_sources_without_a_scale() -> None:
+    from viscover.search import relative_scores
+
+    assert relative_scores([12.0, 6.0, 0.0]) == [1.0, 0.5, 0.0]
+    assert relative_scores([]) == [] and relative_scores([0.0]) == [0.0]
+
+
+def test_the_detector_is_built_once_for_all_threads(engine: Engine) -> None:
+    import threading
+
+    from tests.conftest import coco_val_image
+
+    built, found = [], []
+    image = Image.open(coco_val_image(139)).convert("RGB")
+
+    def detect() -> None:
+        detector = engine.searcher.detector()
+        built.append(detector)
+        found.append({d.label for d in detector.detect(image, 0.5)})
+
+    workers = [threading.Thread(target=detect) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len({id(d) for d in built}) == 1 and all({"tv", "chair"} <= labels for labels in found)

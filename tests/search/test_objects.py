@@ -96,3 +96,17 @@ def test_deleting_a_pin_removes_its_objects_from_the_published_object_index(scen
         engine.delete([pasted.pin_id])
         assert len(engine.searcher.snapshot().objects.codes) == count - held
         assert all(h.pin_id != pasted.pin_id for h in engine.search_objects(zebra_query(Box(*ZEBRA)), k=8))
+
+
+def test_a_query_for_a_stored_object_s_box_is_at_distance_zero(scenes: Path, tmp_path: Path) -> None:
+    """Objects are embedded from their padded box decoded as a query for that box is, so the same bytes and
+    box find the object itself at distance 0."""
+    with Engine.open(tmp_path / "home", detector="yolox_nano", binarizer="median", code_bits=None) as engine:
+        engine.ingest(scenes, progress=False)
+        index_objects(engine, progress=False)
+        run = object_run(engine.settings, engine.feature_key)
+        pin = next(p for p in engine.catalog if p.location.endswith("pasted.jpg"))
+        stored = engine.catalog.objects(run, key=pin.key)[0]
+        box = stored.box.padded(engine.settings.object_context, pin.width, pin.height)
+        top = engine.search_objects(BytesQuery(Path(pin.location).read_bytes(), box), k=1)[0]
+        assert (top.pin_id, top.object.id, top.distance) == (pin.pin_id, stored.id, 0)

@@ -27,7 +27,7 @@ from viscover.errors import BadImageError, WeightsUnavailableError
 from viscover.features.registry import Preprocess, parse_model_key
 from viscover.ingest.images import decode_for_model, read_bytes
 from viscover.storage import atomic_path
-from viscover.threads import limit_threads
+from viscover.threads import torch_threads
 
 if TYPE_CHECKING:
     from viscover.features.network import FeatureNet
@@ -108,8 +108,9 @@ def _session(path: Path, threads: int):
 def _torch_runner(net: FeatureNet, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     import torch
 
+    torch_threads(threads)
+
     def run(batch: np.ndarray) -> np.ndarray:
-        limit_threads(threads)
         with torch.inference_mode():
             return net(torch.from_numpy(batch)).numpy()
 

@@ -28,7 +28,7 @@ from viscover.config import Settings
 from viscover.errors import ViscoverError
 from viscover.features.finetuned import finetuned_dir
 from viscover.features.registry import BACKBONES, BackboneSpec, Preprocess, backbone_spec
-from viscover.ingest import Catalog
+from viscover.ingest import CatalogView
 from viscover.storage import atomic_path
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class FinetuneReport:
     history: list[dict] = field(default_factory=list)
 
 
-def split_catalog(catalog: Catalog, config: FinetuneConfig) -> Split:
+def split_catalog(catalog: CatalogView, config: FinetuneConfig) -> Split:
     """A seeded per-class split; classes with fewer than 3 images cannot be split and are refused."""
     by_class: dict[str, list[int]] = defaultdict(list)
     held_out: list[int] = []
@@ -169,7 +169,7 @@ def with_new_classifier(
     return network
 
 
-def finetune(catalog: Catalog, config: FinetuneConfig, settings: Settings, progress: bool = True) -> FinetuneReport:
+def finetune(catalog: CatalogView, config: FinetuneConfig, settings: Settings, progress: bool = True) -> FinetuneReport:
     """Train, checkpointing each epoch under HOME/backbones/NAME; an existing checkpoint resumes."""
     if config.name in BACKBONES:
         raise ViscoverError(f"{config.name!r} is a built-in backbone; choose another --name")

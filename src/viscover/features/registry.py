@@ -6,6 +6,7 @@ and a network is built only when features must be computed (`features/network.py
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Sequence
@@ -66,8 +67,15 @@ class BackboneSpec:
         """Names the weights: retrained weights under the same backbone name get a new digest."""
         digest = hashlib.sha256(self.name.encode())
         for path in self.weight_files(settings):
-            digest.update(sha256_of(path).encode())
+            stat = path.stat()
+            digest.update(_file_digest(str(path), stat.st_size, stat.st_mtime_ns).encode())
         return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, _size: int, _mtime_ns: int) -> str:
+    """SHA-256 of a weights file, hashed once per process while its size and time stay the same."""
+    return sha256_of(Path(path))
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone", "viscover.features.backbones")

@@ -1,10 +1,10 @@
 """The published index files of a home, by generation.
 
 A writer saves each new index under a fresh name (`visual-7.npz`), then replaces one small generation file
-that names the current visual and object index files. Readers check that file (one `stat`) per request and
-load a new generation whole, so they never mix files of two generations, and a crash at any instant leaves
-either the old generation or the new one. Files of the previous generation are kept for readers still
-loading them; older ones are removed.
+that names the current visual and object index files. Readers read that file (a few dozen bytes) per request
+and load a new generation whole, so they never mix files of two generations, and a crash at any instant
+leaves either the old generation or the new one. Files of the previous generation are kept for readers
+still loading them; older ones are removed.
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ KINDS = ("visual", "objects")
 LEGACY_FILES = {"visual": "visual.npz", "objects": "objects.npz"}  # release 0.1.0: no generation file
 _LOAD_RETRIES = 5
 
-Stamp = tuple[int, int, int] | None
-
 
 @dataclass(frozen=True)
 class Generation:
-    """One published state: its number and the file of each index kind it has."""
+    """One published state: its number, the file of each index kind it has, and when it was published
+    (so that a home whose index folder was wiped and numbered afresh still reads as changed)."""
 
     number: int = 0
     files: dict[str, str] = field(default_factory=dict)
+    published_at: float = 0.0
 
 
 class IndexStore:
@@ -42,33 +42,31 @@ class IndexStore:
         self.directory = directory
         self._generation_path = directory / GENERATION_FILE
 
-    def stamp(self) -> Stamp:
-        """A cheap fingerprint of the generation file; it changes whenever a generation is published."""
-        try:
-            stat = os.stat(self._generation_path)
-        except FileNotFoundError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
     def current(self) -> Generation:
+        """The published generation (number 0 and no files before the first); the per-request check."""
         try:
-            state = json.loads(self._generation_path.read_text())
+            state = json.loads(self._generation_path.read_bytes())
         except FileNotFoundError:
             return Generation()
-        return Generation(state["generation"], state["files"])
+        return Generation(state["generation"], state["files"], state["published_at"])
 
-    def load(self) -> tuple[Stamp, Generation, dict[str, VisualIndex]]:
-        """The current generation and its indexes, read as one; retried if a writer replaces it meanwhile."""
+    def load(self, loaded: dict[str, VisualIndex] | None = None) -> tuple[Generation, dict[str, VisualIndex]]:
+        """The current generation and its indexes, read as one; retried if a writer replaces it meanwhile.
+        Indexes in `loaded` (by file name) are reused instead of read again."""
+        loaded = loaded or {}
         for attempt in range(_LOAD_RETRIES):
-            stamp, generation = self.stamp(), self.current()
+            generation = self.current()
             try:
-                indexes = {kind: VisualIndex.load(self.directory / name) for kind, name in generation.files.items()}
+                indexes = {
+                    kind: loaded[name] if name in loaded else VisualIndex.load(self.directory / name)
+                    for kind, name in generation.files.items()
+                }
             except FileNotFoundError:  # pruned by a writer two generations on: read the newer one
                 if attempt == _LOAD_RETRIES - 1:
                     raise
                 time.sleep(0.01 * (attempt + 1))
                 continue
-            return stamp, generation, indexes
+            return generation, indexes
         raise AssertionError("unreachable")
 
     def publish(self, **changes: VisualIndex | None) -> Generation:
@@ -86,9 +84,9 @@ class IndexStore:
             else:
                 files[kind] = f"{kind}-{number}.npz"
                 index.save(self.directory / files[kind])
-        generation = Generation(number, files)
+        generation = Generation(number, files, time.time())
         with atomic_path(self._generation_path) as tmp, tmp.open("w") as handle:
-            json.dump({"generation": number, "files": files, "published_at": time.time()}, handle)
+            json.dump({"generation": number, "files": files, "published_at": generation.published_at}, handle)
             handle.flush()
             os.fsync(handle.fileno())
         self._prune(keep={*files.values(), *previous.files.values()})

@@ -1,6 +1,6 @@
 """Ingest stage: safe image decoding, pin sources (folders, manifests) and the SQLite catalog."""
 
-from viscover.ingest.catalog import Catalog, CatalogReader, DeletedPins, Pin, StoredObject
+from viscover.ingest.catalog import Catalog, CatalogReader, CatalogView, DeletedPins, ObjectRun, Pin, StoredObject
 from viscover.ingest.images import DecodedImage, decode_for_model, decode_image, load_image, read_bytes
 from viscover.ingest.ingest import IngestReport, ingest
 from viscover.ingest.sources import PinSource, iter_sources
@@ -8,9 +8,11 @@ from viscover.ingest.sources import PinSource, iter_sources
 __all__ = [
     "Catalog",
     "CatalogReader",
+    "CatalogView",
     "DecodedImage",
     "DeletedPins",
     "IngestReport",
+    "ObjectRun",
     "Pin",
     "PinSource",
     "StoredObject",

@@ -1,8 +1,9 @@
 """The catalog: pins, their boards, features and objects in one embedded SQLite database (WAL mode).
 
-`CatalogReader` is the read path: any number of threads, each on its own read-only connection, never blocked
-by a writer. `Catalog` is the write path, used under the home's write lock; every write is one transaction, so
-an interrupted ingest or extraction leaves only whole rows behind.
+Both share the read queries (`CatalogView`). `CatalogReader` is the read path: any number of threads, each on
+its own read-only connection, never blocked by a writer. `Catalog` is the write path, used under the home's
+write lock; every write is one transaction, so an interrupted ingest or extraction leaves only whole rows
+behind.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -57,6 +59,26 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
+class ObjectRun:
+    """What produced stored objects: detector, score threshold, feature space (a model key) and the context
+    added around each box before embedding. Stored as the text `detector@threshold|model|context=c`."""
+
+    detector: str
+    min_score: float
+    model: str
+    context: float
+
+    def __str__(self) -> str:
+        return f"{self.detector}@{self.min_score:g}|{self.model}|context={self.context:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> ObjectRun:
+        detector_at_score, model, context = text.split("|")
+        detector, _, score = detector_at_score.rpartition("@")
+        return cls(detector, float(score), model, float(context.removeprefix("context=")))
+
+
+@dataclass(frozen=True)
 class DeletedPins:
     """What a delete removed: the pin keys and object ids that must leave the indexes."""
 
@@ -73,37 +95,19 @@ def _marks(values: Sequence[int]) -> str:
     return ",".join("?" * len(values))
 
 
-class CatalogReader:
-    """Read-only access to a catalog, safe to share between threads: each thread gets its own connection."""
+class CatalogView:
+    """The catalog's read queries, over whatever connection `_db` gives (see the two classes below)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._opened_lock = threading.Lock()
+    path: Path
 
     @property
     def _db(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            if not self.path.exists():
-                raise NotIndexedError(f"no catalog at {self.path}: run `viscover ingest` first")
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._local.connection = connection
-            with self._opened_lock:
-                self._opened.append(connection)
-        return connection
+        raise NotImplementedError
 
     def close(self) -> None:
-        with self._opened_lock:
-            for connection in self._opened:
-                connection.close()
-            self._opened.clear()
-        self._local = threading.local()
+        raise NotImplementedError
 
-    def __enter__(self) -> CatalogReader:
+    def __enter__(self) -> CatalogView:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -111,7 +115,11 @@ class CatalogReader:
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
-        """Reads inside see one committed state of the catalog, whatever a writer commits meanwhile."""
+        """Reads inside see one committed state of the catalog, whatever a writer commits meanwhile
+        (re-entrant: an inner snapshot reads in the outer one)."""
+        if self._db.in_transaction:
+            yield
+            return
         self._db.execute("BEGIN")
         try:
             yield
@@ -210,6 +218,11 @@ class CatalogReader:
             for r in self._db.execute(query, args)
         ]
 
+    def object_ids(self, run: str) -> np.ndarray:
+        """Ids of every object of a run, in order (cheap: no vectors are read)."""
+        rows = self._db.execute("SELECT id FROM objects WHERE run = ? ORDER BY id", (run,)).fetchall()
+        return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+
     def object_vectors(self, run: str) -> tuple[np.ndarray, np.ndarray]:
         """(object ids, float32 matrix) of every object of a run."""
         rows = self._db.execute("SELECT id, vector FROM objects WHERE run = ? ORDER BY id", (run,)).fetchall()
@@ -230,12 +243,50 @@ class CatalogReader:
         return None if row is None else _pin_from_row(row)
 
 
-class Catalog(CatalogReader):
+class _ThreadConnection:
+    """One thread's read-only connection. Only the thread's slot holds it (the reader keeps a weak
+    reference), so it closes when the thread ends, or once the last cursor on it is done."""
+
+    def __init__(self, path: Path) -> None:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        self.connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        self.connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+class CatalogReader(CatalogView):
+    """Read-only access to a catalog, safe to share between threads: each thread reads on its own
+    connection, opened on its first read and closed when the thread ends or the reader is closed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._open: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        held = getattr(self._local, "held", None)
+        if held is None:
+            if not self.path.exists():
+                raise NotIndexedError(f"no catalog at {self.path}: run `viscover ingest` first")
+            held = self._local.held = _ThreadConnection(self.path)
+            self._open.add(held)
+        return held.connection
+
+    def close(self) -> None:
+        """Close every thread's connection; call it when no thread reads any more."""
+        for held in list(self._open):
+            held.connection.close()
+        self._local = threading.local()
+
+
+class Catalog(CatalogView):
     """The writable catalog: one connection, used by the home's single writer. Opening it applies any schema
     migrations the file lacks; idempotent on the same bytes."""
 
-    def __init__(self, path: Path, upgrade_model_key: ModelKeyUpgrade | None = None) -> None:
-        super().__init__(path)
+    def __init__(
+        self, path: Path, upgrade_model_key: ModelKeyUpgrade | None = None, reserved: dict[str, int] | None = None
+    ) -> None:
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -243,7 +294,7 @@ class Catalog(CatalogReader):
         self._connection.execute("PRAGMA synchronous=NORMAL")  # WAL keeps commits atomic
         self._connection.execute("PRAGMA foreign_keys=ON")
         if schema_version(self._connection) != LATEST:
-            migrate(self._connection, upgrade_model_key)
+            migrate(self._connection, upgrade_model_key, reserved or {})
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -251,9 +302,6 @@ class Catalog(CatalogReader):
 
     def close(self) -> None:
         self._connection.close()
-
-    def __enter__(self) -> Catalog:
-        return self
 
     # -- pins ---------------------------------------------------------------------------------------
 
@@ -327,16 +375,6 @@ class Catalog(CatalogReader):
             ]
             self._db.executemany("DELETE FROM pins WHERE key = ?", [(k,) for k in keys])
         return DeletedPins(keys, object_ids)
-
-    def reserve_keys(self, table: Literal["pins", "objects"], highest: int) -> None:
-        """Never hand out keys up to `highest` again (ids an index file may still hold)."""
-        with self._transaction():
-            self._db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (highest, table))
-            self._db.execute(
-                "INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? WHERE NOT EXISTS "
-                "(SELECT 1 FROM sqlite_sequence WHERE name = ?)",
-                (table, highest, table),
-            )
 
     # -- features ------------------------------------------------------------------------------------
 

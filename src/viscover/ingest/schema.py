@@ -149,8 +149,14 @@ def schema_version(db: sqlite3.Connection) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]
 
 
-def migrate(db: sqlite3.Connection, upgrade: ModelKeyUpgrade | None = None) -> list[int]:
-    """Apply the migrations this catalog lacks; returns the versions applied. `db` is in autocommit mode."""
+def migrate(
+    db: sqlite3.Connection, upgrade: ModelKeyUpgrade | None = None, reserved: dict[str, int] | None = None
+) -> list[int]:
+    """Apply the migrations this catalog lacks; returns the versions applied. `db` is in autocommit mode.
+
+    `reserved` gives, per table, the highest key an index file may still hold: older releases reused keys,
+    so each migration's transaction also makes sure they are never handed out again (a crash between
+    migrations then cannot leave them unreserved)."""
     version = schema_version(db)
     if version > LATEST:
         raise ViscoverError(
@@ -162,6 +168,7 @@ def migrate(db: sqlite3.Connection, upgrade: ModelKeyUpgrade | None = None) -> l
         db.execute("BEGIN IMMEDIATE")
         try:
             step(db, upgrade)
+            _reserve_keys(db, reserved or {})
             broken = db.execute("PRAGMA foreign_key_check").fetchall()
             if broken:
                 raise ViscoverError(f"migration {number} would leave dangling references: {broken[:5]}")
@@ -174,3 +181,15 @@ def migrate(db: sqlite3.Connection, upgrade: ModelKeyUpgrade | None = None) -> l
             db.execute("PRAGMA foreign_keys=ON")
         applied.append(number)
     return applied
+
+
+def _reserve_keys(db: sqlite3.Connection, reserved: dict[str, int]) -> None:
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+        return  # no AUTOINCREMENT table yet: the migration that adds them reserves
+    for table, highest in reserved.items():
+        db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?", (highest, table))
+        db.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT ?, ? WHERE NOT EXISTS "
+            "(SELECT 1 FROM sqlite_sequence WHERE name = ?)",
+            (table, highest, table),
+        )

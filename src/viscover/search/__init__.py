@@ -5,7 +5,7 @@ object"."""
 from viscover.search.engine import Engine, IndexReport
 from viscover.search.objects import ObjectsReport, index_objects, object_run
 from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
-from viscover.search.results import SearchHit, similarity
+from viscover.search.results import SearchHit, relative_scores, similarity
 from viscover.search.searcher import Searcher, Snapshot
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "Snapshot",
     "index_objects",
     "object_run",
+    "relative_scores",
     "similarity",
 ]

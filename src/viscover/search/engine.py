@@ -4,6 +4,8 @@ delete; `objects.py` adds objects), each job holding the home's write lock, and 
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +24,8 @@ from viscover.search.results import SearchHit
 from viscover.search.searcher import Searcher
 from viscover.storage import write_lock
 from viscover.threads import limit_threads
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,13 +56,12 @@ class Engine:
         self.store = IndexStore(settings.index_dir)
         self._embedders: dict[str, Embedder] = {}
         self._searcher: Searcher | None = None
+        self._searcher_lock = threading.Lock()
 
     @classmethod
     def open(cls, home: Path | str | None = None, **overrides: object) -> Engine:
         """Open (or create) the home `home`; `overrides` are Settings fields."""
-        if home is not None:
-            overrides["home"] = Path(home)
-        return cls(Settings.load(**overrides))
+        return cls(Settings.load(home, **overrides))
 
     def close(self) -> None:
         self.catalog.close()
@@ -93,9 +96,11 @@ class Engine:
 
     @property
     def searcher(self) -> Searcher:
-        if self._searcher is None:
-            self._searcher = Searcher(self.settings)
-        return self._searcher
+        """The engine's read path, made on first use (one for all threads)."""
+        with self._searcher_lock:
+            if self._searcher is None:
+                self._searcher = Searcher(self.settings)
+            return self._searcher
 
     def search(self, query: Query, k: int = 10, metric: str = "hamming") -> list[SearchHit]:
         return self.searcher.search(query, k, metric)
@@ -121,8 +126,7 @@ class Engine:
         """Extract features of pins that lack them, then publish the binary index brought up to date."""
         with self.writing():
             report = self.extract(self.settings.backbone, self.settings.layer, progress)
-            _, _, published = self.store.load()
-            visual, status = self._updated_visual_index(report.model, published.get("visual"))
+            visual, status = self._updated_visual_index(report.model, self.published_indexes().get("visual"))
             if status != "unchanged":
                 self.store.publish(visual=visual)
             if visual is not None:
@@ -182,7 +186,7 @@ class Engine:
         settings say now); unknown ids raise before anything changes."""
         with self.writing():
             deleted = self.catalog.delete(pin_ids)
-            _, _, published = self.store.load()
+            published = self.published_indexes()
             changes: dict[str, VisualIndex | None] = {}
             for kind, ids in (("visual", deleted.keys), ("objects", deleted.object_ids)):
                 index = published.get(kind)
@@ -194,6 +198,15 @@ class Engine:
             if changes:
                 self.store.publish(**changes)
             return len(deleted.keys)
+
+    def published_indexes(self) -> dict[str, VisualIndex]:
+        """The published indexes, for the writer to update; an unreadable generation counts as none, so the
+        next `index` rebuilds from the catalog (which holds every vector) instead of failing for good."""
+        try:
+            return self.store.load()[1]
+        except Exception as exc:
+            log.warning("the published index files cannot be read (%s); they will be rebuilt", exc)
+            return {}
 
     def _recoded(self, index: VisualIndex, kind: str) -> VisualIndex:
         """The index rebuilt from the catalog with its own binarizer (for index types that cannot delete)."""

@@ -20,7 +20,7 @@ from viscover.detect import create_detector, dominant_object
 from viscover.errors import BadImageError
 from viscover.features import Binarizer
 from viscover.index import VectorIndex, VisualIndex
-from viscover.ingest import Pin, StoredObject, load_image
+from viscover.ingest import ObjectRun, Pin, StoredObject, decode_for_model, decode_image, read_bytes
 from viscover.search.engine import Engine
 
 
@@ -38,7 +38,7 @@ class ObjectsReport:
 def object_run(settings: Settings, model: str) -> str:
     """Names what produced stored objects: detector, threshold, feature space and context. Changing any of
     them detects afresh; the dominance rule only re-marks stored objects."""
-    return f"{settings.detector}@{settings.min_score:g}|{model}|context={settings.object_context:g}"
+    return str(ObjectRun(settings.detector, settings.min_score, model, settings.object_context))
 
 
 def index_objects(engine: Engine, progress: bool = True) -> ObjectsReport:
@@ -53,20 +53,31 @@ def index_objects(engine: Engine, progress: bool = True) -> ObjectsReport:
             detector = create_detector(settings.detector, settings, settings.threads)
             embedder = engine.embedder(model)
             start = time.perf_counter()
-            for pin, image in tqdm(
+            for pin, decoded in tqdm(
                 _decoded_ahead(todo, settings),
                 total=len(todo),
                 desc=f"objects ({settings.detector})",
                 unit="pin",
                 disable=not progress,
             ):
-                if isinstance(image, BadImageError):
-                    report.failures.append((pin.location, str(image)))
+                if isinstance(decoded, BadImageError):
+                    report.failures.append((pin.location, str(decoded)))
                     continue
+                data, image = decoded
                 found = detector.detect(image, settings.min_score)
                 dominant = dominant_object(found, *image.size, *rule)
                 objects = [StoredObject(-1, pin.key, d.box, d.label, d.score, d is dominant) for d in found]
-                crops = [image.crop(d.box.padded(settings.object_context, *image.size).pixels()) for d in found]
+                # each crop decoded as a query for that box would be, so searching it finds this object at 0
+                crops = [
+                    decode_for_model(
+                        data,
+                        pin.location,
+                        embedder.preprocess.resize,
+                        settings.max_image_pixels,
+                        d.box.padded(settings.object_context, *image.size),
+                    )
+                    for d in found
+                ]
                 vectors = embedder.embed(crops) if crops else np.zeros((0, 1), dtype=np.float32)
                 engine.catalog.put_objects(run, pin.key, objects, vectors)
                 report.pins += 1
@@ -77,10 +88,13 @@ def index_objects(engine: Engine, progress: bool = True) -> ObjectsReport:
             _mark_dominant(engine, run, rule)
             report.remarked = previous_rule is not None
         report.dominant = sum(o.dominant for o in engine.catalog.objects(run))
-        visual = engine.store.load()[2].get("objects")
-        if report.pins or visual is None or visual.model != run:  # the stored objects changed: index them anew
-            visual = _object_index(engine, run)
-            engine.store.publish(objects=visual)
+        visual = engine.published_indexes().get("objects")
+        indexed = np.sort(visual.codes.ids()) if visual is not None and visual.model == run else None
+        if indexed is None or not np.array_equal(indexed, engine.catalog.object_ids(run)):
+            rebuilt = _object_index(engine, run)  # stored objects changed (or a delete died before publishing)
+            if rebuilt is not None or visual is not None:
+                engine.store.publish(objects=rebuilt)
+            visual = rebuilt
         report.indexed = len(visual.codes) if visual else 0
         return report
 
@@ -99,13 +113,16 @@ def _mark_dominant(engine: Engine, run: str, rule: tuple[float, float]) -> None:
     engine.catalog.set_dominance(run, rule, dominant)
 
 
-def _decoded_ahead(pins: list[Pin], settings: Settings) -> Iterator[tuple[Pin, Image.Image | BadImageError]]:
-    """Pins with their decoded images (or the decoding error), decoded by worker threads a few pins ahead
-    of the detector."""
+def _decoded_ahead(
+    pins: list[Pin], settings: Settings
+) -> Iterator[tuple[Pin, tuple[bytes, Image.Image] | BadImageError]]:
+    """Pins with their bytes and decoded images (or the decoding error), decoded by worker threads a few pins
+    ahead of the detector."""
 
-    def decode(pin: Pin) -> Image.Image | BadImageError:
+    def decode(pin: Pin) -> tuple[bytes, Image.Image] | BadImageError:
         try:
-            return load_image(pin.location, settings.max_image_pixels, settings.fetch_timeout_s).image
+            data = read_bytes(pin.location, settings.fetch_timeout_s)
+            return data, decode_image(data, pin.location, settings.max_image_pixels).image
         except BadImageError as exc:
             return exc
 

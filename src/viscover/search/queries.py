@@ -13,7 +13,8 @@ from viscover.box import Box
 
 @dataclass(frozen=True)
 class PinQuery:
-    """A catalog pin: its stored vector, or its image decoded again when a crop is given."""
+    """A catalog pin: its stored vector, or its image read again from its stored location (a file, or the URL
+    its manifest gave, fetched within `fetch_timeout_s`) when a crop is given or it has no vector yet."""
 
     pin_id: str
     crop: Box | None = None

@@ -5,17 +5,17 @@ Similarity per metric:
 - hamming: 1 - d / bits (d differing bits of `bits`-bit codes);
 - l2 on unit-length vectors: 1 - d^2 / 4 (that is (1 + cosine) / 2);
 - l1 on vectors of unit L1 norm: 1 - d / 2 (for non-negative features, the histogram intersection).
-Scores with no natural scale (BM25, graph scores) are divided by the query's best score and marked
-`calibrated=False`: comparable within one result list, not across queries.
+Scores with no natural scale (BM25, graph scores) are divided by the query's best score (`relative_scores`)
+and marked `calibrated=False`: comparable within one result list, not across queries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from viscover.errors import UnknownNameError
 from viscover.ingest import Pin, StoredObject
 
 
@@ -48,15 +48,22 @@ def similarity(metric: str, distance: float, code_bits: int | None = None) -> fl
     """The similarity in [0, 1] of a raw distance under `metric` (see the module docstring)."""
     if metric == "hamming":
         if not code_bits:
-            raise UnknownNameError("hamming similarity needs the code length")
+            raise ValueError("hamming similarity needs the code length")
         value = 1 - distance / code_bits
     elif metric == "l2":
         value = 1 - distance * distance / 4
     elif metric == "l1":
         value = 1 - distance / 2
     else:
-        raise UnknownNameError(f"no similarity is defined for metric {metric!r}")
+        raise ValueError(f"no similarity is defined for metric {metric!r}")
     return float(np.clip(value, 0.0, 1.0))
+
+
+def relative_scores(scores: Sequence[float]) -> list[float]:
+    """Similarities for scores with no natural scale (BM25, graph scores): each divided by the query's best,
+    so the best is 1. Hits built from them carry `calibrated=False`."""
+    best = max(scores, default=0.0)
+    return [float(score) / best if best > 0 else 0.0 for score in scores]
 
 
 def unit_vectors(vectors: np.ndarray, metric: str) -> np.ndarray:

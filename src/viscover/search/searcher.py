@@ -1,14 +1,15 @@
 """The read path: one `Searcher` shared by every thread of a process (a server's requests, a script's workers).
 
 It searches an immutable snapshot {visual index, object index} of one published generation and swaps it whole
-when a writer publishes a new one: each call makes one `stat` of the generation file, and a changed stamp
-loads the new generation once, outside the hot path of the other threads. The catalog is read through
+when a writer publishes a new one: each call reads the small generation file, and a new generation is loaded
+once, by one thread, while the others go on answering from the snapshot they have. The catalog is read through
 per-thread read-only connections. Embedders and the detector are built once, under a lock, on first use.
 No lock is taken on the search path itself.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,12 +25,13 @@ from viscover.errors import BadArgumentError, NotIndexedError, UnknownNameError
 from viscover.features import Embedder, hamming_distances
 from viscover.home import prepare_home
 from viscover.index import METRICS, Generation, IndexStore, VectorIndex, VisualIndex
-from viscover.index.store import Stamp
-from viscover.ingest import CatalogReader, Pin, StoredObject
+from viscover.ingest import CatalogReader, ObjectRun, Pin, StoredObject
 from viscover.ingest.images import decode_for_model, read_bytes
 from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
 from viscover.search.results import SearchHit, similarity, unit_vectors
 from viscover.threads import limit_threads
+
+log = logging.getLogger(__name__)
 
 MAX_K = 1000
 T = TypeVar("T")
@@ -39,15 +41,9 @@ T = TypeVar("T")
 class Snapshot:
     """The indexes of one published generation; never changed once made, so threads share it freely."""
 
-    stamp: Stamp
     generation: Generation
     visual: VisualIndex | None
     objects: VisualIndex | None
-
-
-def object_run_model(run: str) -> str:
-    """The feature space (model key) of an object run `detector@threshold|model key|context=…`."""
-    return run.split("|")[1]
 
 
 class Searcher:
@@ -58,17 +54,17 @@ class Searcher:
         self.settings = settings
         self.catalog = CatalogReader(settings.catalog_path)
         self._store = IndexStore(settings.index_dir)
-        self._snapshot = self._load_snapshot()
+        self._snapshot = self._load_snapshot(Snapshot(Generation(), None, None))
+        self._unloadable: Generation | None = None  # a generation that failed to load: not tried again
         self._refresh_lock = threading.Lock()
-        self._build_lock = threading.Lock()
+        self._build_locks: dict[object, threading.Lock] = {}
+        self._build_locks_lock = threading.Lock()
         self._built: dict[object, object] = {}
 
     @classmethod
     def open(cls, home: Path | str | None = None, **overrides: object) -> Searcher:
         """A searcher over the home `home`; `overrides` are Settings fields."""
-        if home is not None:
-            overrides["home"] = Path(home)
-        return cls(Settings.load(**overrides))
+        return cls(Settings.load(home, **overrides))
 
     def close(self) -> None:
         self.catalog.close()
@@ -84,18 +80,31 @@ class Searcher:
     def snapshot(self) -> Snapshot:
         """The current snapshot; reloaded first when a writer has published a new generation since."""
         current = self._snapshot
-        if self._store.stamp() == current.stamp or not self._refresh_lock.acquire(blocking=False):
-            return current  # unchanged, or another thread is loading the new one: answer from this one
+        published = self._store.current()
+        if published in (current.generation, self._unloadable) or not self._refresh_lock.acquire(blocking=False):
+            return current  # unchanged, known bad, or another thread is loading it: answer from this one
         try:
-            if self._store.stamp() != self._snapshot.stamp:
-                self._snapshot = self._load_snapshot()
+            if self._snapshot is current:
+                self._snapshot = self._load_snapshot(current)
             return self._snapshot
+        except Exception:  # a damaged or vanished file: keep answering from the last good generation
+            log.exception(
+                "index generation %d could not be loaded; still serving %d", published.number, current.generation.number
+            )
+            self._unloadable = published
+            return current
         finally:
             self._refresh_lock.release()
 
-    def _load_snapshot(self) -> Snapshot:
-        stamp, generation, indexes = self._store.load()
-        return Snapshot(stamp, generation, indexes.get("visual"), indexes.get("objects"))
+    def _load_snapshot(self, previous: Snapshot) -> Snapshot:
+        """The published generation, reusing the indexes whose files did not change."""
+        kept = {
+            previous.generation.files[kind]: index
+            for kind, index in (("visual", previous.visual), ("objects", previous.objects))
+            if index is not None
+        }
+        generation, indexes = self._store.load(kept)
+        return Snapshot(generation, indexes.get("visual"), indexes.get("objects"))
 
     # -- search -----------------------------------------------------------------------------------------
 
@@ -106,6 +115,9 @@ class Searcher:
     def search_many(self, queries: Sequence[Query], k: int = 10, metric: str = "hamming") -> list[list[SearchHit]]:
         """`search` for a batch of queries: the images are embedded in one batch and searched in one call."""
         _check_k(k)
+        _check_queries(queries)
+        if not queries:
+            return []
         if metric not in METRICS:
             raise UnknownNameError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         limit_threads(self.settings.search_threads)
@@ -129,9 +141,10 @@ class Searcher:
     def search_objects(self, query: Query, k: int = 10) -> list[SearchHit]:
         """Object search (section 8): the k scenes whose best-matching indexed object is nearest the query."""
         _check_k(k)
+        _check_queries([query])
         limit_threads(self.settings.search_threads)
         objects = self._require(self.snapshot().objects, "object index")
-        codes = objects.binarizer.transform(self.embed([query], object_run_model(objects.model)))
+        codes = objects.binarizer.transform(self.embed([query], ObjectRun.parse(objects.model).model))
         distances, ids = objects.codes.search(codes, min(len(objects.codes), 20 * k + 50))
         found = ids[0] >= 0
         with self.catalog.snapshot():
@@ -187,10 +200,8 @@ class Searcher:
             return decode_for_model(data, f"pin {pin.pin_id}", min_side, limit, query.crop)
         if isinstance(query, BytesQuery):
             return decode_for_model(query.data, query.name, min_side, limit, query.crop)
-        if isinstance(query, ImageQuery):
-            image = query.image.convert("RGB")
-            return image if query.crop is None else image.crop(query.crop.check_inside(*image.size).pixels())
-        raise BadArgumentError(f"cannot search by a {type(query).__name__}: use PinQuery, BytesQuery or ImageQuery")
+        image = query.image.convert("RGB")
+        return image if query.crop is None else image.crop(query.crop.check_inside(*image.size).pixels())
 
     def embedder(self, model: str) -> Embedder:
         """The embedder of feature space `model`, built once (one thread per call, as serving wants)."""
@@ -206,22 +217,29 @@ class Searcher:
         )
 
     def _raw_index(self, model: str, metric: str, generation: int) -> VectorIndex:
-        """Exact L2/L1 search over the stored raw features of `model`, rebuilt once per generation."""
+        """Exact L2/L1 search over the stored raw features of `model`, built once per generation (the
+        previous generation's is dropped when the new one is ready)."""
 
         def build() -> VectorIndex:
             keys, vectors = self.catalog.features(model)
             index = VectorIndex.create("Flat", metric, vectors.shape[1])
             index.add(keys, unit_vectors(vectors, metric))
-            for stale in [key for key in self._built if key[0] == "raw" and key != ("raw", model, metric, generation)]:
-                del self._built[stale]
             return index
 
-        return self._once(("raw", model, metric, generation), build)
+        key = ("raw", model, metric, generation)
+        index = self._once(key, build)
+        for stale in [k for k in list(self._built) if k[0] == "raw" and k[1:3] == key[1:3] and k[3] < generation]:
+            self._built.pop(stale, None)
+            self._build_locks.pop(stale, None)
+        return index
 
     def _once(self, key: tuple, build: Callable[[], T]) -> T:
+        """`build()`'s result, built by one thread while others wanting the same key wait (only they)."""
         built = self._built.get(key)
         if built is None:
-            with self._build_lock:
+            with self._build_locks_lock:
+                lock = self._build_locks.setdefault(key, threading.Lock())
+            with lock:
                 built = self._built.get(key)
                 if built is None:
                     built = self._built[key] = build()
@@ -281,5 +299,11 @@ class Searcher:
 
 
 def _check_k(k: int) -> None:
-    if not 1 <= k <= MAX_K:
-        raise BadArgumentError(f"k must be between 1 and {MAX_K}, got {k}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise BadArgumentError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}")
+
+
+def _check_queries(queries: Sequence[Query]) -> None:
+    for query in queries:
+        if not isinstance(query, PinQuery | BytesQuery | ImageQuery):
+            raise BadArgumentError(f"cannot search by a {type(query).__name__}: use PinQuery, BytesQuery or ImageQuery")

@@ -16,7 +16,7 @@ from viscover.config import Settings
 from viscover.detect.detections import Detection, clip_detections
 from viscover.detect.registry import DETECTORS, Detector, DetectorSpec
 from viscover.model_files import torchvision_weights
-from viscover.threads import limit_threads
+from viscover.threads import torch_threads
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,13 +26,13 @@ class TorchDetector(Detector):
     """A torchvision detection model in eval mode; `labels[i]` names the model's class index i."""
 
     def __init__(self, name: str, model: nn.Module, labels: Sequence[str], threads: int) -> None:
-        self.name, self.model, self.labels, self.threads = name, model.eval(), tuple(labels), threads
+        self.name, self.model, self.labels = name, model.eval(), tuple(labels)
+        torch_threads(threads)
 
     def detect(self, image: Image.Image, min_score: float = 0.3) -> list[Detection]:
         import torch
         from torchvision.transforms.functional import pil_to_tensor
 
-        limit_threads(self.threads)
         tensor = pil_to_tensor(image).float() / 255.0
         with torch.inference_mode():
             (out,) = self.model([tensor])
