@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         None, description="base URL that replaces https://download.pytorch.org/models/ for weight downloads"
     )
     fetch_timeout_s: float = Field(20.0, description="timeout for images given by URL in a manifest")
+    max_depth: int = Field(
+        1000, ge=1, description="deepest result a search or a page of results may reach (k is capped by it)"
+    )
     write_lock_timeout_s: float = Field(
         30.0, ge=0, description="how long a writer (ingest, index, objects, delete) waits for another to finish"
     )

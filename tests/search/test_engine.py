@@ -285,3 +285,28 @@ def test_the_detector_is_built_once_for_all_threads(engine: Engine) -> None:
     for worker in workers:
         worker.join()
     assert len({id(d) for d in built}) == 1 and all({"tv", "chair"} <= labels for labels in found)
+
+
+def test_pages_continue_where_the_last_ended_and_folded_results_never_return(engine: Engine, tmp_path: Path) -> None:
+    folder = tmp_path / "dups" / "accordion"
+    folder.mkdir(parents=True)
+    original = Image.open(caltech_image("accordion", HELD_OUT)).convert("RGB")
+    for name, level in (("a.png", 6), ("b.png", 1), ("c.png", 9)):  # one picture as three different files
+        original.save(folder / name, compress_level=level)
+    engine.ingest(folder.parent, progress=False)
+    engine.index(progress=False)
+    searcher = engine.searcher
+    vector = searcher.embed([file_query(folder / "a.png")], engine.visual_index.model)[0]
+    whole = searcher.stream(vector).hits(0, 40)
+    paged_stream, paged = searcher.stream(vector), []
+    while page := paged_stream.hits(len(paged), 4):
+        paged += page
+    assert [(h.rank, h.pin_id) for h in paged] == [(h.rank, h.pin_id) for h in whole]
+    shown = [h.pin_id for h in paged]
+    folded = [pin_id for h in paged for pin_id in h.near_duplicates]
+    assert len(shown) == len(set(shown)) and not set(shown) & set(folded)
+    assert len(shown) + len(folded) == 33 and len(folded) >= 2
+    # a page can also start after a result named by its (distance, pin id), as a cursor does
+    fresh = searcher.stream(vector)
+    assert fresh.hits(0, 5) == whole[:5]
+    assert fresh.hits(fresh.position_after(whole[4].distance, whole[4].pin_id), 3) == whole[5:8]

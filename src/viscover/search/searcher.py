@@ -9,6 +9,7 @@ No lock is taken on the search path itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -22,18 +23,18 @@ from PIL import Image
 from viscover.config import Settings
 from viscover.detect import Detector, create_detector
 from viscover.errors import BadArgumentError, NotIndexedError, UnknownNameError
-from viscover.features import Embedder, hamming_distances
+from viscover.features import Embedder
 from viscover.home import prepare_home
 from viscover.index import METRICS, Generation, IndexStore, VectorIndex, VisualIndex
 from viscover.ingest import CatalogReader, ObjectRun, Pin, StoredObject
 from viscover.ingest.images import decode_for_model, read_bytes
 from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
 from viscover.search.results import SearchHit, similarity, unit_vectors
+from viscover.search.stream import ResultStream
 from viscover.threads import limit_threads
 
 log = logging.getLogger(__name__)
 
-MAX_K = 1000
 T = TypeVar("T")
 
 
@@ -114,33 +115,62 @@ class Searcher:
 
     def search_many(self, queries: Sequence[Query], k: int = 10, metric: str = "hamming") -> list[list[SearchHit]]:
         """`search` for a batch of queries: the images are embedded in one batch and searched in one call."""
-        _check_k(k)
+        _check_k(k, self.settings.max_depth)
         _check_queries(queries)
         if not queries:
             return []
-        if metric not in METRICS:
-            raise UnknownNameError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-        limit_threads(self.settings.search_threads)
         snapshot = self.snapshot()
         visual = self._require(snapshot.visual, "index")
         vectors = self.embed(queries, visual.model)
-        fetch = min(2 * k + 10, len(visual.codes))
+        depth = min(2 * k + 10, self.settings.max_depth)
+        distances, keys = self._searcher_of(snapshot, metric)(vectors, depth)  # one index call for the batch
+        return [
+            self.stream(vector, metric, snapshot, first=(depth, row_distances, row_keys)).hits(0, k)
+            for vector, row_distances, row_keys in zip(vectors, distances, keys, strict=True)
+        ]
+
+    def stream(
+        self,
+        vector: np.ndarray,
+        metric: str = "hamming",
+        snapshot: Snapshot | None = None,
+        first: tuple[int, np.ndarray, np.ndarray] | None = None,
+    ) -> ResultStream:
+        """The results of a raw query vector (from `embed`), to read page by page (`ResultStream.hits`)."""
+        snapshot = snapshot or self.snapshot()
+        visual = self._require(snapshot.visual, "index")
+        search = self._searcher_of(snapshot, metric)
+        return ResultStream(
+            lambda depth: tuple(row[0] for row in search(vector[None], depth)),
+            visual,
+            self.catalog,
+            metric,
+            visual.bits if metric == "hamming" else None,
+            int(self.settings.dedup_fraction * visual.bits),
+            self.settings.max_depth,
+            first,
+        )
+
+    def _searcher_of(self, snapshot: Snapshot, metric: str) -> Callable[[np.ndarray, int], tuple]:
+        """(raw vectors, depth) → (distances, keys): Hamming search of their codes, or exact L2/L1 search."""
+        if metric not in METRICS:
+            raise UnknownNameError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+        visual = self._require(snapshot.visual, "index")
         if metric == "hamming":
-            distances, keys = visual.codes.search(visual.binarizer.transform(vectors), fetch)
-            code_bits = visual.bits
+            index, encode = visual.codes, visual.binarizer.transform
         else:
-            raw = self._raw_index(visual.model, metric, snapshot.generation.number)
-            distances, keys = raw.search(unit_vectors(vectors, metric), fetch)
-            code_bits = None
-        with self.catalog.snapshot():
-            return [
-                self._collapse(row_distances, row_keys, visual, k, metric, code_bits)
-                for row_distances, row_keys in zip(distances, keys, strict=True)
-            ]
+            index = self._raw_index(visual.model, metric, snapshot.generation.number)
+            encode = functools.partial(unit_vectors, metric=metric)
+
+        def search(vectors: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+            limit_threads(self.settings.search_threads)  # in whichever thread reads the page
+            return index.search(encode(vectors), depth)
+
+        return search
 
     def search_objects(self, query: Query, k: int = 10) -> list[SearchHit]:
         """Object search (section 8): the k scenes whose best-matching indexed object is nearest the query."""
-        _check_k(k)
+        _check_k(k, self.settings.max_depth)
         _check_queries([query])
         limit_threads(self.settings.search_threads)
         objects = self._require(self.snapshot().objects, "object index")
@@ -253,54 +283,10 @@ class Searcher:
             raise NotIndexedError(f"no {what} under {self.settings.home}: run `{command}` first")
         return index
 
-    def _collapse(
-        self,
-        distances: np.ndarray,
-        keys: np.ndarray,
-        visual: VisualIndex,
-        k: int,
-        metric: str,
-        code_bits: int | None,
-    ) -> list[SearchHit]:
-        """Fold results within `dedup_fraction` of the code bits of a better result into it (footnote 4);
-        keys of pins deleted since the index was published are skipped."""
-        radius = int(self.settings.dedup_fraction * visual.bits)
-        found = keys >= 0
-        distances, keys = distances[found], keys[found]
-        pins = self.catalog.by_keys(keys.tolist())
-        stored_keys, vectors = self.catalog.features(visual.model, keys.tolist())
-        code_of = dict(zip(stored_keys.tolist(), visual.binarizer.transform(vectors), strict=True))
-        kept: list[tuple[int, float, list[str]]] = []
-        for key, distance in zip(keys.tolist(), distances.tolist(), strict=True):
-            if key not in pins or key not in code_of:
-                continue
-            if kept:
-                near = hamming_distances(code_of[key], np.stack([code_of[kk] for kk, _, _ in kept]))
-                closest = int(np.argmin(near))
-                if near[closest] <= radius:
-                    kept[closest][2].append(pins[key].pin_id)
-                    continue
-            kept.append((key, distance, []))
-            if len(kept) == k:
-                break
-        return [
-            SearchHit(
-                rank,
-                pins[key],
-                "visual",
-                metric,
-                distance,
-                code_bits,
-                similarity(metric, distance, code_bits),
-                near_duplicates=tuple(dups),
-            )
-            for rank, (key, distance, dups) in enumerate(kept, start=1)
-        ]
 
-
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise BadArgumentError(f"k must be a whole number between 1 and {MAX_K}, got {k!r}")
+def _check_k(k: int, most: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= most:
+        raise BadArgumentError(f"k must be a whole number between 1 and {most}, got {k!r}")
 
 
 def _check_queries(queries: Sequence[Query]) -> None:
