@@ -491,6 +491,31 @@ def finetune_command(
     )
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1: this machine only)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on (default 8000)")] = None,
+) -> None:
+    """Serve the REST API (/docs) and the search page (/) over the home."""
+    try:
+        import uvicorn
+
+        from viscover.serve import create_app
+    except ImportError as exc:
+        raise ViscoverError(f"`viscover serve` needs the serve extra ({exc}): pip install 'viscover[serve]'") from None
+    settings = _settings(serve_host=host, serve_port=port)
+    access = logging.getLogger("viscover.access")
+    access.setLevel(logging.INFO)
+    access.addHandler(logging.StreamHandler())
+    access.propagate = False
+    typer.echo(
+        f"viscover: serving {settings.home} at http://{settings.serve_host}:{settings.serve_port}/ (API at /docs)"
+    )
+    uvicorn.run(
+        create_app(settings), host=settings.serve_host, port=settings.serve_port, access_log=False, log_level="warning"
+    )
+
+
 def main() -> None:
     try:
         app()

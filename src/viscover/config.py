@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from viscover.errors import BadSettingError
@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     search_threads: int = Field(
         1, ge=1, description="threads inside FAISS, ONNX Runtime and PyTorch per search call on the serving path"
     )
+
+    serve_host: str = Field("127.0.0.1", description="address `viscover serve` binds (loopback unless asked)")
+    serve_port: int = Field(8000, ge=0, le=65535, description="port `viscover serve` listens on")
+    api_key: SecretStr | None = Field(
+        None, description="when set, every API route but /healthz wants it in the X-API-Key header"
+    )
+    max_upload_mb: float = Field(10.0, gt=0, description="uploads larger than this are refused (413)")
+    page_size: int = Field(20, ge=1, le=100, description="results per page when a request does not say")
+    query_cache_size: int = Field(256, ge=1, description="query vectors the server keeps for paging")
 
     @classmethod
     def load(cls, home: Path | str | None = None, **overrides: object) -> Settings:

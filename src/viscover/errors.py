@@ -16,6 +16,8 @@ class BadImageError(ViscoverError):
 class BadCropError(ViscoverError):
     """A box that is not a positive-area region inside the image."""
 
+    field = "crop"  # the request field an API answer names
+
 
 class BadManifestError(ViscoverError):
     """A manifest file or row that cannot be read."""
@@ -55,3 +57,11 @@ class WeightsUnavailableError(ViscoverError):
 
 class WriteLockTimeoutError(ViscoverError):
     """Another process kept the home's write lock longer than the write-lock timeout."""
+
+
+class AccessDeniedError(ViscoverError):
+    """A request without the API key the server was started with."""
+
+
+class ExpiredCursorError(ViscoverError):
+    """A page cursor whose query the server no longer holds (restarted, or too many queries since)."""

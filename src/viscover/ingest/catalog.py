@@ -131,7 +131,7 @@ class CatalogView:
     def get(self, pin_id: str) -> Pin:
         pin = self._one("SELECT * FROM pin_rows WHERE pin_id = ?", (pin_id,))
         if pin is None:
-            raise UnknownPinError(f"no pin with id {pin_id!r} in the catalog at {self.path}")
+            raise UnknownPinError(f"no pin with id {pin_id!r} in the catalog")
         return pin
 
     def by_keys(self, keys: Sequence[int]) -> dict[int, Pin]:
@@ -141,6 +141,11 @@ class CatalogView:
             rows = self._db.execute(f"SELECT * FROM pin_rows WHERE key IN ({_marks(chunk)})", chunk)
             pins.update((pin.key, pin) for pin in map(_pin_from_row, rows))
         return pins
+
+    def pins_after(self, key: int, limit: int) -> list[Pin]:
+        """Up to `limit` pins with keys above `key`, in key order (a page of the catalog)."""
+        rows = self._db.execute("SELECT * FROM pin_rows WHERE key > ? ORDER BY key LIMIT ?", (key, limit))
+        return list(map(_pin_from_row, rows))
 
     def locations(self) -> dict[str, int]:
         """Every stored location and its pin key."""
@@ -340,7 +345,7 @@ class Catalog(CatalogView):
         with self._transaction():
             existing = self._one("SELECT * FROM pin_rows WHERE key = ?", (key,))
             if existing is None:
-                raise UnknownPinError(f"no pin with key {key} in the catalog at {self.path}")
+                raise UnknownPinError(f"no pin with key {key} in the catalog")
             return self._merge(existing, description, boards, category)
 
     def _merge(self, pin: Pin, description: str, boards: Sequence[str], category: str | None) -> Change:

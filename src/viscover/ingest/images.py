@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from viscover.box import Box
 from viscover.errors import BadImageError
 
-SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "GIF", "BMP", "TIFF", "WEBP"})
+SUPPORTED_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -31,6 +31,7 @@ class DecodedImage:
     sha256: str
     width: int
     height: int
+    format: str  # as PIL names it: JPEG, PNG, …
 
 
 def read_bytes(location: str, timeout_s: float = 20.0) -> bytes:
@@ -59,7 +60,7 @@ def decode_image(data: bytes, name: str, max_pixels: int = 89_478_485) -> Decode
     """Decode bytes fully into RGB; corrupt, truncated, bomb-sized or unsupported data raise BadImageError."""
     image = _checked_open(data, name, max_pixels)
     width, height = image.size
-    return DecodedImage(_as_rgb(image, name), hashlib.sha256(data).hexdigest(), width, height)
+    return DecodedImage(_as_rgb(image, name), hashlib.sha256(data).hexdigest(), width, height, image.format)
 
 
 def decode_for_model(

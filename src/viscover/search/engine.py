@@ -15,17 +15,29 @@ from pathlib import Path
 import numpy as np
 
 from viscover.config import Settings
+from viscover.errors import NotEnoughDataError
 from viscover.features import Binarizer, Embedder, backbone_spec, embed_locations, model_key
 from viscover.home import prepare_home
 from viscover.index import IndexStore, VectorIndex, VisualIndex
-from viscover.ingest import Catalog, IngestReport, ingest
+from viscover.ingest import Catalog, IngestReport, Pin, decode_image, ingest
+from viscover.ingest.catalog import Change
+from viscover.ingest.images import SUPPORTED_FORMATS
 from viscover.search.queries import Query
 from viscover.search.results import SearchHit
 from viscover.search.searcher import Searcher
-from viscover.storage import write_lock
+from viscover.storage import atomic_path, write_lock
 from viscover.threads import limit_threads
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AddedPin:
+    """What `Engine.add` did: the pin as stored, whether it was new or updated, and whether it is searchable."""
+
+    pin: Pin
+    change: Change
+    indexed: bool
 
 
 @dataclass
@@ -132,6 +144,40 @@ class Engine:
             if visual is not None:
                 report.indexed, report.bits, report.rebuilt = len(visual.codes), visual.bits, status == "rebuilt"
             return report
+
+    def add(
+        self,
+        data: bytes,
+        pin_id: str | None = None,
+        description: str = "",
+        boards: Sequence[str] = (),
+        category: str | None = None,
+    ) -> AddedPin:
+        """Add one image given as bytes (an upload): stored under HOME/uploads by its content hash, never
+        under a caller's name, then added to the catalog and indexed. A catalog too small to learn codes
+        from keeps the pin until it is big enough."""
+        with self.writing():
+            decoded = decode_image(data, "upload", self.settings.max_image_pixels)
+            path = self.settings.home / "uploads" / f"{decoded.sha256}{SUPPORTED_FORMATS[decoded.format]}"
+            if not path.exists():
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(data)
+            pin = Pin(
+                pin_id or decoded.sha256[:16],
+                str(path),
+                decoded.sha256,
+                decoded.width,
+                decoded.height,
+                description,
+                tuple(boards),
+                category,
+            )
+            pin, change = self.catalog.add(pin)
+            try:
+                self.index(progress=False)
+            except NotEnoughDataError:
+                return AddedPin(pin, change, indexed=False)
+            return AddedPin(pin, change, indexed=True)
 
     def extract(self, backbone: str, layer: str, progress: bool = True) -> IndexReport:
         """Store `backbone/layer` features for every pin that lacks them (batch by batch: resumable)."""

@@ -120,7 +120,7 @@ class Searcher:
         if not queries:
             return []
         snapshot = self.snapshot()
-        visual = self._require(snapshot.visual, "index")
+        visual = self.require_index(snapshot.visual, "index")
         vectors = self.embed(queries, visual.model)
         depth = min(2 * k + 10, self.settings.max_depth)
         distances, keys = self._searcher_of(snapshot, metric)(vectors, depth)  # one index call for the batch
@@ -138,7 +138,7 @@ class Searcher:
     ) -> ResultStream:
         """The results of a raw query vector (from `embed`), to read page by page (`ResultStream.hits`)."""
         snapshot = snapshot or self.snapshot()
-        visual = self._require(snapshot.visual, "index")
+        visual = self.require_index(snapshot.visual, "index")
         search = self._searcher_of(snapshot, metric)
         return ResultStream(
             lambda depth: tuple(row[0] for row in search(vector[None], depth)),
@@ -155,7 +155,7 @@ class Searcher:
         """(raw vectors, depth) → (distances, keys): Hamming search of their codes, or exact L2/L1 search."""
         if metric not in METRICS:
             raise UnknownNameError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-        visual = self._require(snapshot.visual, "index")
+        visual = self.require_index(snapshot.visual, "index")
         if metric == "hamming":
             index, encode = visual.codes, visual.binarizer.transform
         else:
@@ -173,7 +173,7 @@ class Searcher:
         _check_k(k, self.settings.max_depth)
         _check_queries([query])
         limit_threads(self.settings.search_threads)
-        objects = self._require(self.snapshot().objects, "object index")
+        objects = self.require_index(self.snapshot().objects, "object index")
         codes = objects.binarizer.transform(self.embed([query], ObjectRun.parse(objects.model).model))
         distances, ids = objects.codes.search(codes, min(len(objects.codes), 20 * k + 50))
         found = ids[0] >= 0
@@ -239,6 +239,10 @@ class Searcher:
             ("embedder", model), lambda: Embedder.load(model, self.settings, self.settings.search_threads)
         )
 
+    def has_embedder(self, model: str) -> bool:
+        """Whether the embedder of `model` is loaded already (readiness checks must not load it)."""
+        return ("embedder", model) in self._built
+
     def detector(self) -> Detector:
         """The settings' detector, built once."""
         name = self.settings.detector
@@ -277,10 +281,11 @@ class Searcher:
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    def _require(self, index: VisualIndex | None, what: str) -> VisualIndex:
+    def require_index(self, index: VisualIndex | None, what: str = "index") -> VisualIndex:
+        """`index` (a snapshot's visual or object index), or a NotIndexedError that says what to run."""
         if index is None or not len(index.codes):
             command = "viscover objects" if what == "object index" else "viscover index"
-            raise NotIndexedError(f"no {what} under {self.settings.home}: run `{command}` first")
+            raise NotIndexedError(f"no {what} in this home yet: run `{command}` first")
         return index
 
 

@@ -59,8 +59,7 @@ class ResultStream:
         """Results start+1 … start+count (fewer at the end of the stream), ranked from 1 at the top."""
         with self._lock:
             while len(self._kept) < start + count and not self._exhausted:
-                depth = min(max(2 * self._depth, 2 * (start + count) + 10), self._max_depth)
-                self._take(depth, *self._search(depth))
+                self._deepen(start + count)
             return [
                 SearchHit(
                     rank,
@@ -76,8 +75,11 @@ class ResultStream:
             ]
 
     def position_after(self, distance: float, pin_id: str) -> int:
-        """How many results come up to and including (`distance`, `pin_id`): where the next page starts."""
+        """How many results come up to and including (`distance`, `pin_id`): where the next page starts. If
+        that pin is gone (deleted, or folded in a newer index), the page starts after every result as near."""
         with self._lock:
+            while not self._exhausted and (not self._kept or self._kept[-1].distance <= distance):
+                self._deepen(len(self._kept) + 1)
             for position, kept in enumerate(self._kept):
                 if kept.pin.pin_id == pin_id:
                     return position + 1
@@ -86,6 +88,11 @@ class ResultStream:
     @property
     def exhausted(self) -> bool:
         return self._exhausted
+
+    def _deepen(self, wanted: int) -> None:
+        """Fetch deeper: twice as deep as before, or as deep as `wanted` results may need, within the cap."""
+        depth = min(max(2 * self._depth, 2 * wanted + 10), self._max_depth)
+        self._take(depth, *self._search(depth))
 
     def _take(self, depth: int, distances: np.ndarray, keys: np.ndarray) -> None:
         """Fold the nearest `depth` candidates into the results. Candidates tied at the fetch's farthest

@@ -1,0 +1,245 @@
+"""The REST API under /v1: search by upload or pin (with crop and pages), pins (read, similar, image,
+thumbnail, add, delete), detection. Handlers are plain functions that FastAPI runs in its thread pool; they
+share one `Service`, whose read path is thread-safe and whose writes go through the home's single writer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from viscover.detect import dominant_object
+from viscover.errors import BadArgumentError, ViscoverError
+from viscover.ingest import Pin, decode_image, read_bytes
+from viscover.search import BytesQuery, PinQuery, SearchHit
+from viscover.serve.schemas import (
+    AddedPinOut,
+    DetectionsOut,
+    ErrorOut,
+    HitOut,
+    ObjectOut,
+    PinOut,
+    PinsPage,
+    QueryOut,
+    SearchPage,
+)
+from viscover.serve.service import Cursor, Page, Service, parse_crop
+
+T = TypeVar("T")
+PIN_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+PinId = Annotated[str, Path(pattern=PIN_ID, description="a pin's id")]
+Metric = Literal["hamming", "l2", "l1"]
+ERRORS = {
+    code: {"model": ErrorOut}
+    for code in (status.HTTP_401_UNAUTHORIZED, status.HTTP_404_NOT_FOUND, 409, 410, 413, 422, 503)
+}
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+Shared = Annotated[Service, Depends(service)]
+router = APIRouter(prefix="/v1", responses=ERRORS)
+
+
+@contextmanager
+def blame(field: str) -> Iterator[None]:
+    """Name the request field a user error comes from, so the 4xx answer says which one it was."""
+    try:
+        yield
+    except ViscoverError as exc:
+        exc.field = getattr(exc, "field", None) or field
+        raise
+
+
+def pin_out(pin: Pin) -> PinOut:
+    version = pin.sha256[:12]  # URLs change with the image, so browsers may cache them for long
+    return PinOut(
+        pin_id=pin.pin_id,
+        key=pin.key,
+        description=pin.description,
+        boards=list(pin.boards),
+        category=pin.category,
+        width=pin.width,
+        height=pin.height,
+        image_url=f"/v1/pins/{pin.pin_id}/image?v={version}",
+        thumbnail_url=f"/v1/pins/{pin.pin_id}/thumbnail?v={version}",
+    )
+
+
+def hit_out(hit: SearchHit) -> HitOut:
+    pin = pin_out(hit.pin)
+    return HitOut(
+        rank=hit.rank,
+        pin_id=hit.pin_id,
+        key=hit.key,
+        source=hit.source,
+        metric=hit.metric,
+        distance=hit.distance,
+        code_bits=hit.code_bits,
+        similarity=hit.similarity,
+        calibrated=hit.calibrated,
+        category=hit.pin.category,
+        description=hit.pin.description,
+        boards=list(hit.pin.boards),
+        near_duplicates=list(hit.near_duplicates),
+        thumbnail_url=pin.thumbnail_url,
+        image_url=pin.image_url,
+        width=hit.pin.width,
+        height=hit.pin.height,
+    )
+
+
+def page_out(page: Page, pin_id: str | None, crop: str | None) -> SearchPage:
+    return SearchPage(
+        results=[hit_out(hit) for hit in page.hits],
+        next_cursor=page.next_cursor,
+        query=QueryOut(digest=page.digest, pin_id=pin_id, crop=crop),
+        generation=page.generation,
+    )
+
+
+async def upload_bytes(upload: UploadFile) -> bytes:
+    with blame("image"):
+        data = await upload.read()
+        if not data:
+            raise BadArgumentError("image: the uploaded file is empty")
+        return data
+
+
+def one_source(image: UploadFile | None, pin_id: str | None) -> None:
+    if (image is None) == (pin_id is None):
+        raise BadArgumentError("give either a file in `image` or a `pin_id`, not both and not neither")
+
+
+@router.post("/search", response_model=SearchPage, summary="Search by an uploaded image or a pin, optionally a crop")
+async def search(
+    shared: Shared,
+    image: Annotated[UploadFile | None, File(description="the query image")] = None,
+    pin_id: Annotated[str | None, Form(pattern=PIN_ID, description="or a catalog pin as the query")] = None,
+    crop: Annotated[str | None, Form(description="x,y,w,h in the original image's pixels")] = None,
+    k: Annotated[int | None, Form(ge=1, le=100, description="results per page")] = None,
+    metric: Annotated[Metric, Form(description="hamming (binary codes) or l2/l1 (raw features)")] = "hamming",
+    cursor: Annotated[str | None, Form(description="next_cursor of the previous page")] = None,
+) -> SearchPage:
+    with blame("cursor"):
+        after = Cursor.decode(cursor) if cursor else None
+    with blame("crop"):
+        box = parse_crop(crop)
+    query = None
+    if after is None:
+        with blame("image" if pin_id is None else "pin_id"):
+            one_source(image, pin_id)
+        query = (
+            PinQuery(pin_id, box) if pin_id else BytesQuery(await upload_bytes(image), box, image.filename or "upload")
+        )
+    field = "cursor" if after else "image" if image is not None else "pin_id"
+    with blame(field):
+        page = await run(shared.search, query, k or shared.settings.page_size, metric, after)
+    return page_out(page, pin_id, crop)
+
+
+@router.get("/pins", response_model=PinsPage, summary="Catalog pins in key order, a page at a time")
+def list_pins(
+    shared: Shared,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="next_after of the previous page")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 48,
+) -> PinsPage:
+    pins = shared.searcher.catalog.pins_after(after, limit + 1)
+    return PinsPage(
+        pins=[pin_out(p) for p in pins[:limit]], next_after=pins[limit - 1].key if len(pins) > limit else None
+    )
+
+
+@router.get("/pins/{pin_id}", response_model=PinOut, summary="One pin: description, boards, category, size")
+def get_pin(shared: Shared, pin_id: PinId) -> PinOut:
+    with blame("pin_id"):
+        return pin_out(shared.searcher.pin(pin_id))
+
+
+@router.get("/pins/{pin_id}/similar", response_model=SearchPage, summary="Pins like this one (its stored vector)")
+def similar(
+    shared: Shared,
+    pin_id: PinId,
+    k: Annotated[int | None, Query(ge=1, le=100)] = None,
+    metric: Annotated[Metric, Query()] = "hamming",
+    cursor: Annotated[str | None, Query()] = None,
+) -> SearchPage:
+    with blame("cursor"):
+        after = Cursor.decode(cursor) if cursor else None
+    with blame("pin_id"):
+        page = shared.search(PinQuery(pin_id), k or shared.settings.page_size, metric, after)
+    return page_out(page, pin_id, None)
+
+
+@router.get("/pins/{pin_id}/image", summary="The pin's image as stored", response_class=Response)
+def pin_image(shared: Shared, pin_id: PinId) -> Response:
+    with blame("pin_id"):
+        data, media_type = shared.image(shared.searcher.pin(pin_id))
+    return Response(data, media_type=media_type, headers={"cache-control": "private, max-age=86400"})
+
+
+@router.get("/pins/{pin_id}/thumbnail", summary="A JPEG thumbnail of the pin", response_class=Response)
+def pin_thumbnail(shared: Shared, pin_id: PinId) -> Response:
+    with blame("pin_id"):
+        data = shared.thumbnail(shared.searcher.pin(pin_id))
+    return Response(data, media_type="image/jpeg", headers={"cache-control": "private, max-age=86400"})
+
+
+@router.post("/pins", response_model=AddedPinOut, status_code=201, summary="Add an image to the catalog")
+async def add_pin(
+    shared: Shared,
+    image: Annotated[UploadFile, File(description="the image; stored under its content hash")],
+    pin_id: Annotated[str | None, Form(pattern=PIN_ID, description="default: from the image's hash")] = None,
+    description: Annotated[str, Form(max_length=5000)] = "",
+    boards: Annotated[str, Form(max_length=5000, description="board names separated by ';' or ','")] = "",
+    category: Annotated[str | None, Form(max_length=200)] = None,
+) -> AddedPinOut:
+    data = await upload_bytes(image)
+    names = [b.strip() for b in boards.replace(",", ";").split(";") if b.strip()]
+    with blame("image"):
+        added = await run(shared.writer.add, data, pin_id, description.strip(), names, category or None)
+    return AddedPinOut(pin=pin_out(added.pin), change=added.change, indexed=added.indexed)
+
+
+@router.delete("/pins/{pin_id}", status_code=204, response_class=Response, summary="Remove a pin everywhere")
+def delete_pin(shared: Shared, pin_id: PinId) -> Response:
+    with blame("pin_id"):
+        shared.writer.delete([pin_id])
+    return Response(status_code=204)
+
+
+@router.post("/detect", response_model=DetectionsOut, summary="Objects in an uploaded image or a pin")
+async def detect(
+    shared: Shared,
+    image: Annotated[UploadFile | None, File()] = None,
+    pin_id: Annotated[str | None, Form(pattern=PIN_ID)] = None,
+    min_score: Annotated[float | None, Form(ge=0, le=1)] = None,
+) -> DetectionsOut:
+    with blame("image" if pin_id is None else "pin_id"):
+        one_source(image, pin_id)
+        if pin_id is not None:
+            pin = shared.searcher.pin(pin_id)
+            data, name = await run(read_bytes, pin.location, shared.settings.fetch_timeout_s), f"pin {pin_id}"
+        else:
+            data, name = await upload_bytes(image), image.filename or "upload"
+        return await run(_detect, shared, data, name, min_score)
+
+
+def _detect(shared: Service, data: bytes, name: str, min_score: float | None) -> DetectionsOut:
+    settings = shared.settings
+    picture = decode_image(data, name, settings.max_image_pixels).image  # full size: boxes in its pixels
+    detector = shared.searcher.detector()
+    found = detector.detect(picture, settings.min_score if min_score is None else min_score)
+    dominant = dominant_object(found, *picture.size, settings.dominant_area, settings.dominant_score)
+    objects = [ObjectOut(box=list(d.box), label=d.label, score=d.score, dominant=d is dominant) for d in found]
+    return DetectionsOut(detector=detector.name, width=picture.width, height=picture.height, objects=objects)
+
+
+async def run(function: Callable[..., T], *args: object) -> T:
+    """Run blocking work (embedding, FAISS, SQLite, writing) in the thread pool, off the event loop."""
+    return await run_in_threadpool(function, *args)

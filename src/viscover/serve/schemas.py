@@ -1,0 +1,102 @@
+"""What the API answers, as pydantic models: they make the OpenAPI schema at /docs and check every response."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    type: str = Field(description="the kind of problem, e.g. BadImageError, validation, not_found")
+    message: str = Field(description="what is wrong and, where it helps, what to do")
+    field: str | None = Field(None, description="the request field at fault, if one is")
+    request_id: str | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class ObjectOut(BaseModel):
+    box: list[float] = Field(description="x0, y0, x1, y1 in the image's pixels")
+    label: str
+    score: float
+    dominant: bool
+
+
+class PinOut(BaseModel):
+    pin_id: str
+    key: int
+    description: str
+    boards: list[str]
+    category: str | None
+    width: int
+    height: int
+    image_url: str
+    thumbnail_url: str
+
+
+class HitOut(BaseModel):
+    rank: int
+    pin_id: str
+    key: int
+    source: str = Field(description="visual (whole images) or object (scenes holding a similar object)")
+    metric: str
+    distance: float
+    code_bits: int | None
+    similarity: float = Field(description="in [0, 1]: 1 - d/bits for Hamming (see the README)")
+    calibrated: bool
+    category: str | None
+    description: str
+    boards: list[str]
+    near_duplicates: list[str]
+    thumbnail_url: str
+    image_url: str
+    width: int
+    height: int
+
+
+class QueryOut(BaseModel):
+    digest: str = Field(description="names the query; the server keeps its vector for paging")
+    pin_id: str | None = None
+    crop: str | None = Field(None, description="x,y,w,h in the original image's pixels")
+
+
+class SearchPage(BaseModel):
+    results: list[HitOut]
+    next_cursor: str | None = Field(description="pass it back as `cursor` for the next page; null at the end")
+    query: QueryOut
+    generation: int = Field(description="the index generation that answered")
+
+
+class PinsPage(BaseModel):
+    pins: list[PinOut]
+    next_after: int | None = Field(description="pass it back as `after` for the next page; null at the end")
+
+
+class AddedPinOut(BaseModel):
+    pin: PinOut
+    change: str = Field(description="added, updated (a known image got new metadata) or unchanged")
+    indexed: bool = Field(description="searchable now (a catalog needs 9 pins before it can learn codes)")
+
+
+class DetectionsOut(BaseModel):
+    detector: str
+    width: int
+    height: int
+    objects: list[ObjectOut]
+
+
+class EmbedderOut(BaseModel):
+    model: str
+    runtime: str = Field(description="onnx (ONNX Runtime), or torch (the slow PyTorch fallback)")
+    threads: int
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    reason: str | None = None
+    generation: int
+    pins: int
+    indexed: int
+    code_bits: int | None
+    embedder: EmbedderOut | None

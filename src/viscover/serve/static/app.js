@@ -1,0 +1,351 @@
+// viscover's page: the search view (a photo or a pin in, a crop box over it, results that load on scroll)
+// and a pin's closeup (its image and text, "more like this" under it). Everything comes from the /v1 API.
+
+const PAGE = 24;
+const DEBOUNCE_MS = 250; // a moving crop box searches when it rests this long, and once more when let go
+const MIN_BOX = 8; // smaller boxes (in screen pixels) are taken as a click, not a crop
+const $ = (id) => document.getElementById(id);
+
+// ---- the API ----------------------------------------------------------------------------------------
+
+function apiKey() {
+  return localStorage.getItem("viscover-api-key");
+}
+
+async function api(path, options = {}) {
+  const headers = new Headers(options.headers || {});
+  if (apiKey()) headers.set("X-API-Key", apiKey());
+  const response = await fetch(path, { ...options, headers });
+  if (response.status === 401) {
+    $("key-button").hidden = false;
+    throw new Error("this server wants an API key: use the API key button");
+  }
+  if (!response.ok) {
+    let message = `the server answered ${response.status}`;
+    try {
+      message = (await response.json()).error.message;
+    } catch (_) {}
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return response;
+}
+
+async function json(path, options) {
+  return (await api(path, options)).json();
+}
+
+// <img> cannot send a header: with a key, images are fetched and shown from blob URLs.
+async function showImage(img, url) {
+  if (!apiKey()) {
+    img.src = url;
+    return;
+  }
+  img.src = URL.createObjectURL(await (await api(url)).blob());
+}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => (box.hidden = true), 6000);
+}
+
+$("key-button").addEventListener("click", () => {
+  const key = prompt("This viscover server wants its API key (kept in this browser):", apiKey() || "");
+  if (key !== null) {
+    localStorage.setItem("viscover-api-key", key.trim());
+    location.reload();
+  }
+});
+
+// ---- result grids that load more on scroll ----------------------------------------------------------------
+
+function card(item, { onClick = null } = {}) {
+  const link = document.createElement("a");
+  link.className = "card result";
+  link.href = `/pins/${encodeURIComponent(item.pin_id)}`;
+  link.dataset.pinId = item.pin_id;
+  link.dataset.category = item.category || "";
+  if (item.rank) link.dataset.rank = item.rank;
+  const img = document.createElement("img");
+  img.alt = item.description || item.category || item.pin_id;
+  img.loading = "lazy";
+  showImage(img, item.thumbnail_url).catch(() => {});
+  const caption = document.createElement("div");
+  caption.className = "caption";
+  const label = document.createElement("span");
+  label.className = "category";
+  label.textContent = item.category || item.description || item.pin_id;
+  caption.append(label);
+  if (item.similarity !== undefined) {
+    const similarity = document.createElement("span");
+    similarity.className = "similarity";
+    similarity.textContent = item.similarity.toFixed(2);
+    similarity.title = `similarity (${item.metric}, distance ${item.distance})`;
+    caption.append(similarity);
+  }
+  link.append(img, caption);
+  if (onClick) {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      onClick(item);
+    });
+  }
+  return link;
+}
+
+class Feed {
+  // fetchPage(cursor) → {results, next_cursor}; pages of a newer reset() make older answers stale.
+  constructor(grid, sentinel, status, skip = () => false) {
+    Object.assign(this, { grid, sentinel, status, skip, token: 0, fetchPage: null });
+    new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && this.more()).observe(sentinel);
+  }
+
+  reset(fetchPage) {
+    Object.assign(this, { fetchPage, cursor: null, done: false, loading: false, token: this.token + 1 });
+    this.grid.replaceChildren();
+    this.status.textContent = "";
+    return this.more();
+  }
+
+  async more() {
+    if (!this.fetchPage || this.loading || this.done) return;
+    const token = this.token;
+    this.loading = true;
+    this.status.textContent = "Searching…";
+    try {
+      const page = await this.fetchPage(this.cursor);
+      if (token !== this.token) return;
+      this.grid.append(...page.results.filter((hit) => !this.skip(hit)).map((hit) => card(hit)));
+      this.cursor = page.next_cursor;
+      this.done = !page.next_cursor;
+      this.status.textContent = this.done ? (this.grid.children.length ? "That is all." : "Nothing found.") : "";
+    } catch (error) {
+      if (token === this.token) {
+        this.status.textContent = "";
+        this.done = true;
+        showError(error.message);
+      }
+    } finally {
+      if (token === this.token) this.loading = false;
+    }
+    const box = this.sentinel.getBoundingClientRect();
+    if (token === this.token && !this.done && box.top < window.innerHeight) this.more();
+  }
+}
+
+// ---- the search view ------------------------------------------------------------------------------------
+
+const query = { file: null, pinId: null, crop: null };
+let box = null; // the crop box in screen pixels over the query image: {x, y, w, h}
+let drag = null;
+let timer = null;
+const results = new Feed($("results"), $("results-sentinel"), $("results-status"));
+
+function searchPage(cursor) {
+  const form = new FormData();
+  form.set("k", PAGE);
+  if (cursor) {
+    form.set("cursor", cursor); // the server keeps the query's vector: nothing is sent again
+  } else {
+    if (query.file) form.set("image", query.file);
+    else form.set("pin_id", query.pinId);
+    if (query.crop) form.set("crop", query.crop);
+  }
+  return json("/v1/search", { method: "POST", body: form });
+}
+
+function search() {
+  $("results-panel").hidden = false;
+  $("results-title").textContent = query.crop ? `Results for the box ${query.crop}` : "Results";
+  results.reset(searchPage);
+}
+
+async function useFile(file) {
+  if (!file || !file.type.startsWith("image/")) {
+    showError("that is not an image file");
+    return;
+  }
+  Object.assign(query, { file, pinId: null, crop: null });
+  history.replaceState(null, "", "/");
+  await showQuery(URL.createObjectURL(file));
+  search();
+}
+
+async function usePin(pinId) {
+  Object.assign(query, { file: null, pinId, crop: null });
+  history.replaceState(null, "", `/?pin=${encodeURIComponent(pinId)}`);
+  await showQuery(null, `/v1/pins/${encodeURIComponent(pinId)}/image`);
+  search();
+}
+
+async function showQuery(objectUrl, apiUrl) {
+  const img = $("query-image");
+  const loaded = new Promise((resolve) => (img.onload = resolve));
+  if (objectUrl) img.src = objectUrl;
+  else await showImage(img, apiUrl);
+  await loaded;
+  setBox(null);
+  $("drop-zone").hidden = true;
+  $("cropper").hidden = false;
+  $("query-actions").hidden = false;
+}
+
+function setBox(next) {
+  box = next;
+  const element = $("crop-box");
+  element.hidden = !box;
+  if (box) Object.assign(element.style, { left: `${box.x}px`, top: `${box.y}px`, width: `${box.w}px`, height: `${box.h}px` });
+  $("crop-label").textContent = box ? `box ${cropText()} (x,y,w,h in the image's pixels)` : "the whole image";
+}
+
+function cropText() {
+  // screen pixels → the original image's pixels, clamped inside it
+  const img = $("query-image");
+  const scale = img.naturalWidth / img.clientWidth;
+  const x = Math.max(0, Math.round(box.x * scale));
+  const y = Math.max(0, Math.round(box.y * scale));
+  const w = Math.max(1, Math.min(img.naturalWidth - x, Math.round(box.w * scale)));
+  const h = Math.max(1, Math.min(img.naturalHeight - y, Math.round(box.h * scale)));
+  return `${x},${y},${w},${h}`;
+}
+
+function pointer(event) {
+  const area = $("query-image").getBoundingClientRect();
+  return {
+    x: Math.min(Math.max(event.clientX - area.left, 0), area.width),
+    y: Math.min(Math.max(event.clientY - area.top, 0), area.height),
+    width: area.width,
+    height: area.height,
+  };
+}
+
+function clamp(next, p) {
+  const w = Math.min(next.w, p.width);
+  const h = Math.min(next.h, p.height);
+  return { x: Math.min(Math.max(next.x, 0), p.width - w), y: Math.min(Math.max(next.y, 0), p.height - h), w, h };
+}
+
+$("cropper").addEventListener("pointerdown", (event) => {
+  const p = pointer(event);
+  const corner = event.target.dataset.corner;
+  const mode = corner ? "resize" : event.target.id === "crop-box" ? "move" : "draw";
+  drag = { mode, corner, start: p, from: box };
+  $("cropper").setPointerCapture(event.pointerId);
+  event.preventDefault();
+});
+
+$("cropper").addEventListener("pointermove", (event) => {
+  if (!drag) return;
+  const p = pointer(event);
+  const dx = p.x - drag.start.x;
+  const dy = p.y - drag.start.y;
+  if (drag.mode === "move") {
+    setBox(clamp({ ...drag.from, x: drag.from.x + dx, y: drag.from.y + dy }, p));
+  } else {
+    // draw from the press point, or resize from the corner opposite the handle held
+    let anchor = drag.start;
+    if (drag.mode === "resize") {
+      const { x, y, w, h } = drag.from;
+      anchor = { x: drag.corner.includes("w") ? x + w : x, y: drag.corner.includes("n") ? y + h : y };
+    }
+    const x0 = Math.min(anchor.x, p.x);
+    const y0 = Math.min(anchor.y, p.y);
+    setBox({ x: x0, y: y0, w: Math.abs(p.x - anchor.x), h: Math.abs(p.y - anchor.y) });
+  }
+  clearTimeout(timer);
+  if (box && box.w >= MIN_BOX && box.h >= MIN_BOX) timer = setTimeout(searchBox, DEBOUNCE_MS);
+});
+
+$("cropper").addEventListener("pointerup", () => {
+  if (!drag) return;
+  drag = null;
+  clearTimeout(timer);
+  if (box && (box.w < MIN_BOX || box.h < MIN_BOX)) setBox(null);
+  searchBox();
+});
+
+function searchBox() {
+  const crop = box ? cropText() : null;
+  if (crop === query.crop) return; // already showing results for this box
+  query.crop = crop;
+  search();
+}
+
+$("whole-image").addEventListener("click", () => {
+  setBox(null);
+  searchBox();
+});
+
+$("new-query").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", (event) => useFile(event.target.files[0]));
+
+for (const zone of [$("drop-zone"), $("cropper")]) {
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    $("drop-zone").classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => $("drop-zone").classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    $("drop-zone").classList.remove("over");
+    useFile(event.dataTransfer.files[0]);
+  });
+}
+
+document.addEventListener("paste", (event) => {
+  const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
+  if (item) useFile(item.getAsFile());
+});
+
+let catalogAfter = 0;
+async function moreCatalog() {
+  try {
+    const page = await json(`/v1/pins?limit=${PAGE}&after=${catalogAfter}`);
+    $("catalog").append(...page.pins.map((pin) => card(pin, { onClick: (p) => usePin(p.pin_id) })));
+    catalogAfter = page.next_after;
+    $("catalog-more").hidden = page.next_after === null;
+  } catch (error) {
+    showError(error.message);
+  }
+}
+$("catalog-more").addEventListener("click", moreCatalog);
+
+// ---- a pin's closeup -------------------------------------------------------------------------------------
+
+async function showCloseup(pinId) {
+  $("closeup-view").hidden = false;
+  const path = `/v1/pins/${encodeURIComponent(pinId)}`;
+  let pin;
+  try {
+    pin = await json(path);
+  } catch (error) {
+    $("closeup-title").textContent = error.status === 404 ? `No pin ${pinId} in this catalog` : error.message;
+    return;
+  }
+  document.title = `${pin.description || pin.pin_id} · viscover`;
+  $("closeup-title").textContent = pin.description || pin.pin_id;
+  $("closeup-description").textContent = `Pin ${pin.pin_id}`;
+  $("closeup-category").textContent = pin.category || "–";
+  $("closeup-boards").textContent = pin.boards.length ? pin.boards.join(", ") : "–";
+  $("closeup-size").textContent = `${pin.width} × ${pin.height} pixels`;
+  $("closeup-image").alt = pin.description || pin.category || pin.pin_id;
+  $("closeup-crop").href = `/?pin=${encodeURIComponent(pin.pin_id)}`;
+  showImage($("closeup-image"), pin.image_url).catch((error) => showError(error.message));
+  const similar = new Feed($("similar"), $("similar-sentinel"), $("similar-status"), (hit) => hit.pin_id === pin.pin_id);
+  similar.reset((cursor) => json(`${path}/similar?k=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`));
+}
+
+// ---- which view ------------------------------------------------------------------------------------------
+
+if (location.pathname.startsWith("/pins/")) {
+  showCloseup(decodeURIComponent(location.pathname.slice("/pins/".length)));
+} else {
+  $("search-view").hidden = false;
+  moreCatalog();
+  const pin = new URLSearchParams(location.search).get("pin");
+  if (pin) usePin(pin);
+}

@@ -1,0 +1,80 @@
+"""One real uvicorn server on a loopback port for the whole session, over a copy of the small indexed home;
+tests that need another configuration (an API key, a home to fuzz) start their own."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from PIL import Image
+
+from tests.conftest import caltech_image
+from viscover.config import Settings
+from viscover.serve import create_app
+
+
+class LiveServer:
+    """A uvicorn server in a thread of the test process, on a port the OS picks."""
+
+    def __init__(self, settings: Settings) -> None:
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.app = config.app
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def start(home: Path, **overrides: object) -> Iterator[LiveServer]:
+    server = LiveServer(Settings.load(home, **overrides))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def served_home(indexed_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("served") / "home"
+    shutil.copytree(indexed_home, home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def server(served_home: Path) -> Iterator[LiveServer]:
+    yield from start(served_home)
+
+
+@pytest.fixture(scope="session")
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=60) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An airplane on the left and a leopard on the right, neither image in the catalog."""
+    left = Image.open(caltech_image("airplanes", 20)).convert("RGB").resize((300, 220))
+    right = Image.open(caltech_image("Leopards", 20)).convert("RGB").resize((300, 220))
+    picture = Image.new("RGB", (600, 220))
+    picture.paste(left, (0, 0))
+    picture.paste(right, (300, 0))
+    path = tmp_path_factory.mktemp("scene") / "scene.jpg"
+    picture.save(path, quality=92)
+    return path

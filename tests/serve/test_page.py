@@ -1,0 +1,120 @@
+"""The web page in a real headless browser (Debian's chromium driven by Playwright): upload a photo, draw a crop
+box over one object and drag it to another, scroll for more, open a result's closeup, and follow "more like
+this". Screenshots of each step land in artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from tests.serve.conftest import LiveServer
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser_page() -> Iterator[Page]:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed: .ci/run installs it with apt-get")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def top_category_is(page: Page, category: str) -> None:
+    page.wait_for_function(
+        """([category]) => {
+            const first = document.querySelector('#results .result');
+            return first && first.dataset.category === category
+                && document.getElementById('results-title').textContent.includes('box');
+        }""",
+        arg=[category],
+    )
+
+
+def test_upload_crop_drag_scroll_closeup_and_more_like_this(server: LiveServer, scene: Path, browser_page) -> None:
+    page = browser_page
+    searches: list[str] = []
+    page.on("request", lambda r: searches.append(r.url) if r.method == "POST" and "/v1/search" in r.url else None)
+    page.goto(server.url)
+    page.wait_for_selector("#catalog .result")  # the catalog to pick from
+    page.set_input_files("#file-input", str(scene))
+    page.wait_for_selector("#results .result")
+    screenshot(page, "1-upload")
+
+    # draw a box over the airplane on the left half
+    area = page.locator("#query-image").bounding_box()
+    x, y, w, h = area["x"], area["y"], area["width"], area["height"]
+    before = len(searches)
+    page.mouse.move(x + 4, y + 4)
+    page.mouse.down()
+    page.mouse.move(x + w / 2 - 4, y + h - 4, steps=10)
+    page.mouse.up()
+    top_category_is(page, "airplanes")
+    assert 1 <= len(searches) - before <= 2
+    screenshot(page, "2-crop-airplane")
+
+    # drag the box onto the leopard, slowly: results refresh while it moves, a few requests per drag
+    before = len(searches)
+    page.mouse.move(x + w / 4, y + h / 2)
+    page.mouse.down()
+    for step in range(1, 4):
+        page.mouse.move(x + w / 4 + step * w / 6, y + h / 2, steps=6)
+        page.wait_for_timeout(400)  # the box rests longer than the debounce: a search while it moves
+    page.mouse.up()
+    top_category_is(page, "Leopards")
+    assert 2 <= len(searches) - before <= 5, searches[before:]
+    screenshot(page, "3-crop-leopard")
+
+    # the grid loads more on scroll (24 a page; the catalog holds 30)
+    page.locator("#whole-image").click()
+    page.wait_for_function("document.querySelectorAll('#results .result').length === 24")
+    page.locator("#results-sentinel").scroll_into_view_if_needed()
+    page.wait_for_function("document.querySelectorAll('#results .result').length > 24")
+    ranks = page.eval_on_selector_all("#results .result", "cards => cards.map(c => Number(c.dataset.rank))")
+    assert ranks == list(range(1, len(ranks) + 1))  # the second page follows the first, nothing repeated
+
+    # a result's closeup, and "more like this" under it
+    first = page.locator("#results .result").first
+    pin_id, category = first.get_attribute("data-pin-id"), first.get_attribute("data-category")
+    first.click()
+    page.wait_for_url(f"**/pins/{pin_id}")
+    page.wait_for_selector("#similar .result")
+    assert page.locator("#closeup-category").inner_text() == category
+    assert page.locator("#closeup-image").evaluate("img => img.complete && img.naturalWidth > 0")
+    similar_ids = page.eval_on_selector_all("#similar .result", "cards => cards.map(c => c.dataset.pinId)")
+    assert pin_id not in similar_ids and len(similar_ids) >= 10
+    screenshot(page, "4-closeup")
+    page.locator("#similar .result").first.click()
+    page.wait_for_url(f"**/pins/{similar_ids[0]}")
+    page.wait_for_selector("#similar .result")
+    screenshot(page, "5-more-like-this")
+
+    # back to a search that starts from this pin, with the cropper over it
+    page.locator("#closeup-crop").click()
+    page.wait_for_selector("#cropper:not([hidden]) #query-image")
+    page.wait_for_selector("#results .result")
+    assert page.locator("#results .result").first.get_attribute("data-pin-id") == similar_ids[0]
