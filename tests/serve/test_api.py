@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -266,16 +268,11 @@ def test_with_an_api_key_every_route_but_healthz_wants_it(keyed: LiveServer) -> 
 
 
 def test_the_serve_command_prints_its_url_and_serves(served_home: Path) -> None:
-    import subprocess
-    import sys
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [str(Path(sys.executable).parent / "viscover"), "--home", str(served_home), "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
-    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout.readline().strip().endswith(f"at http://127.0.0.1:{port}/ (API at /docs)")
         deadline = time.monotonic() + 60
