@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(32, ge=1)
     decode_workers: int = Field(2, ge=1, description="threads that decode and resize images ahead of the model")
+    binarizer_sample: int = Field(
+        20_000, ge=9, description="the binarizer learns from a seeded sample of this many vectors at most"
+    )
     dedup_fraction: float = Field(
         0.02,
         ge=0,

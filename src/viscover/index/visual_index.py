@@ -23,13 +23,14 @@ class VisualIndex:
     model: str
     binarizer: Binarizer
     codes: VectorIndex
+    fitted_on: int = 0  # catalog vectors when the binarizer was learnt (from a sample of them, maybe)
 
     @property
     def bits(self) -> int:
         return self.binarizer.code_bits_
 
     def save(self, path: Path) -> None:
-        state = {"model": self.model, "spec": self.codes.spec}
+        state = {"model": self.model, "spec": self.codes.spec, "fitted_on": self.fitted_on}
         arrays = {f"binarizer_{k}": v for k, v in self.binarizer.to_arrays().items()}
         with atomic_path(path) as tmp, tmp.open("wb") as handle:
             np.savez(handle, state=np.array(json.dumps(state)), index=self.codes.to_bytes(), **arrays)
@@ -48,4 +49,4 @@ class VisualIndex:
             arrays["n_samples_fit"] = np.array(state["fitted_on"])
         binarizer = Binarizer.from_arrays(arrays)
         codes = VectorIndex.from_bytes(state["spec"], "hamming", binarizer.code_bits_, index_bytes)
-        return cls(state["model"], binarizer, codes)
+        return cls(state["model"], binarizer, codes, state.get("fitted_on", binarizer.n_samples_fit_))

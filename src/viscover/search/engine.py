@@ -212,7 +212,7 @@ class Engine:
             or visual.codes.spec != settings.index
             or visual.binarizer.method != settings.binarizer
             or visual.binarizer.bits != settings.code_bits
-            or len(keys) >= 2 * visual.binarizer.n_samples_fit_  # the catalog doubled: relearn thresholds
+            or len(keys) >= 2 * visual.fitted_on  # the catalog doubled: relearn thresholds
         ):
             indexed = visual.codes.ids()
             gone, new = np.setdiff1d(indexed, keys), np.setdiff1d(keys, indexed)
@@ -222,10 +222,7 @@ class Engine:
                     visual.codes.add(new_keys, visual.binarizer.transform(new_vectors))
                 return visual, "updated" if len(gone) or len(new) else "unchanged"
         keys, vectors = self.catalog.features(model)
-        binarizer = Binarizer(settings.binarizer, settings.code_bits).fit(vectors)
-        codes = VectorIndex.create(settings.index, "hamming", binarizer.code_bits_)
-        codes.add(keys, binarizer.transform(vectors))
-        return VisualIndex(model, binarizer, codes), "rebuilt"
+        return coded_index(model, keys, vectors, settings), "rebuilt"
 
     def delete(self, pin_ids: Sequence[str]) -> int:
         """Remove pins from the catalog and from the published indexes as they were built (whatever the
@@ -263,4 +260,17 @@ class Engine:
         codes = VectorIndex.create(index.codes.spec, "hamming", index.bits)
         if len(keys):
             codes.add(keys, index.binarizer.transform(vectors))
-        return VisualIndex(index.model, index.binarizer, codes)
+        return VisualIndex(index.model, index.binarizer, codes, index.fitted_on)
+
+
+def coded_index(model: str, keys: np.ndarray, vectors: np.ndarray, settings: Settings) -> VisualIndex:
+    """A new binary index of `vectors`: the settings' binarizer learnt from a seeded sample of at most
+    `binarizer_sample` of them (ITQ's fit time grows fast with the sample), then every vector coded."""
+    sample = vectors
+    if len(vectors) > settings.binarizer_sample:
+        rows = np.random.default_rng(0).choice(len(vectors), settings.binarizer_sample, replace=False)
+        sample = vectors[np.sort(rows)]
+    binarizer = Binarizer(settings.binarizer, settings.code_bits).fit(sample)
+    codes = VectorIndex.create(settings.index, "hamming", binarizer.code_bits_)
+    codes.add(keys, binarizer.transform(vectors))
+    return VisualIndex(model, binarizer, codes, len(vectors))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -18,10 +18,9 @@ from tqdm import tqdm
 from viscover.config import Settings
 from viscover.detect import create_detector, dominant_object
 from viscover.errors import BadImageError
-from viscover.features import Binarizer
-from viscover.index import VectorIndex, VisualIndex
+from viscover.index import VisualIndex
 from viscover.ingest import ObjectRun, Pin, StoredObject, decode_for_model, decode_image, read_bytes
-from viscover.search.engine import Engine
+from viscover.search.engine import Engine, coded_index
 
 
 @dataclass
@@ -41,14 +40,15 @@ def object_run(settings: Settings, model: str) -> str:
     return str(ObjectRun(settings.detector, settings.min_score, model, settings.object_context))
 
 
-def index_objects(engine: Engine, progress: bool = True) -> ObjectsReport:
-    """Detect and embed objects of pins not yet done by this run (resumable pin by pin), mark dominant objects
-    by the settings' rule, then publish the object index rebuilt from every stored object of the run."""
+def index_objects(engine: Engine, progress: bool = True, only: Collection[int] | None = None) -> ObjectsReport:
+    """Detect and embed objects of pins not yet done by this run (resumable pin by pin; `only` these pin keys,
+    if given), mark dominant objects by the settings' rule, then publish the object index rebuilt from every
+    stored object of the run."""
     with engine.writing():
         settings, model = engine.settings, engine.feature_key
         run, rule = object_run(settings, model), (settings.dominant_area, settings.dominant_score)
         report = ObjectsReport()
-        todo = engine.catalog.pins_without_objects(run)
+        todo = [pin for pin in engine.catalog.pins_without_objects(run) if only is None or pin.key in only]
         if todo:
             detector = create_detector(settings.detector, settings, settings.threads)
             embedder = engine.embedder(model)
@@ -137,11 +137,5 @@ def _decoded_ahead(
 
 
 def _object_index(engine: Engine, run: str) -> VisualIndex | None:
-    settings = engine.settings
     ids, vectors = engine.catalog.object_vectors(run)
-    if not len(ids):
-        return None
-    binarizer = Binarizer(settings.binarizer, settings.code_bits).fit(vectors)
-    codes = VectorIndex.create(settings.index, "hamming", binarizer.code_bits_)
-    codes.add(ids, binarizer.transform(vectors))
-    return VisualIndex(run, binarizer, codes)
+    return coded_index(run, ids, vectors, engine.settings) if len(ids) else None

@@ -29,7 +29,7 @@ from viscover.serve.schemas import (
 from viscover.serve.service import Cursor, Page, Service, parse_crop
 
 T = TypeVar("T")
-PIN_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+PIN_ID = r"^[^\x00-\x1f/\x7f]{1,256}$"  # any id a manifest may give, but no control characters or slashes
 PinId = Annotated[str, Path(pattern=PIN_ID, description="a pin's id")]
 Metric = Literal["hamming", "l2", "l1"]
 ERRORS = {
