@@ -177,6 +177,10 @@ def main() -> None:
         real_keys, real_vectors = engine.catalog.features(model, [p.key for p in real])
         by_key = {p.key: p for p in real}
         spread = real_vectors.std(axis=0) * args.noise
+        # an interrupted padding may have stored copies without their features: they go, and are made again
+        unfinished = [p.pin_id for p in engine.catalog.pins_without_features(model) if "~" in p.pin_id]
+        if unfinished:
+            engine.delete(unfinished)
         missing = args.items - len(engine.catalog)
         print(f"3. padding with {max(missing, 0)} perturbed copies (noise {args.noise} x per-dimension std)")
         with engine.writing():

@@ -508,9 +508,14 @@ def serve_command(
     access.setLevel(logging.INFO)
     access.addHandler(logging.StreamHandler())
     access.propagate = False
-    typer.echo(
-        f"viscover: serving {settings.home} at http://{settings.serve_host}:{settings.serve_port}/ (API at /docs)"
-    )
+    if settings.serve_host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        typer.echo(
+            f"warning: serving on {settings.serve_host} without VISCOVER_API_KEY: anyone who reaches it can "
+            "read and change the catalog",
+            err=True,
+        )
+    shown = f"[{settings.serve_host}]" if ":" in settings.serve_host else settings.serve_host
+    typer.echo(f"viscover: serving {settings.home} at http://{shown}:{settings.serve_port}/ (API at /docs)")
     uvicorn.run(
         create_app(settings), host=settings.serve_host, port=settings.serve_port, access_log=False, log_level="warning"
     )

@@ -83,6 +83,18 @@ class Settings(BaseSettings):
         None, description="when set, every API route but /healthz wants it in the X-API-Key header"
     )
     max_upload_mb: float = Field(10.0, gt=0, description="uploads larger than this are refused (413)")
+    max_upload_pixels: int = Field(
+        40_000_000, ge=1, description="uploaded images with more pixels are refused (decoding takes memory)"
+    )
+    image_workers: int = Field(2, ge=1, description="uploads a server decodes and embeds at once; others wait")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names a server answers besides loopback and its --host ('*': any); guards against "
+        "DNS rebinding",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="web origins (https://host:port) allowed to send writes; default: none"
+    )
     page_size: int = Field(20, ge=1, le=100, description="results per page when a request does not say")
     query_cache_size: int = Field(256, ge=1, description="query vectors the server keeps for paging")
 

@@ -38,6 +38,12 @@ class UnknownPinError(ViscoverError):
 class PinConflictError(ViscoverError):
     """A pin id that already names a different image."""
 
+    field = "pin_id"
+
+
+class StoredImageError(ViscoverError):
+    """A catalog pin's image that can no longer be read where the catalog says it is (moved, deleted)."""
+
 
 class UnknownNameError(ViscoverError):
     """A backbone, layer, binarizer, detector or index name that is not registered."""

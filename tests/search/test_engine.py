@@ -309,4 +309,25 @@ def test_pages_continue_where_the_last_ended_and_folded_results_never_return(eng
     # a page can also start after a result named by its (distance, pin id), as a cursor does
     fresh = searcher.stream(vector)
     assert fresh.hits(0, 5) == whole[:5]
-    assert fresh.hits(fresh.position_after(whole[4].distance, whole[4].pin_id), 3) == whole[5:8]
+    assert fresh.hits(fresh.position_after(whole[4].distance, whole[4].key), 3) == whole[5:8]
+
+
+def test_a_page_after_the_index_changed_starts_after_the_last_result_shown(engine: Engine) -> None:
+    searcher = engine.searcher
+    vector = searcher.embed([file_query(caltech_image("Motorbikes", HELD_OUT))], engine.visual_index.model)[0]
+    first = searcher.stream(vector).hits(0, 6)
+    engine.delete([first[5].pin_id])  # the last result shown is gone from the next generation
+    newer = searcher.stream(vector)
+    following = newer.hits(newer.position_after(first[5].distance, first[5].key), 6)
+    assert following and not {h.pin_id for h in following} & {h.pin_id for h in first}
+    assert all((h.distance, h.key) > (first[5].distance, first[5].key) for h in following)
+
+
+def test_the_depth_of_results_is_capped(engine: Engine) -> None:
+    with Engine.open(engine.settings.home, max_depth=12) as capped:
+        vector = capped.searcher.embed([PinQuery(next(iter(capped.catalog)).pin_id)], capped.visual_index.model)[0]
+        stream = capped.searcher.stream(vector)
+        assert len(stream.hits(0, 12)) + sum(len(h.near_duplicates) for h in stream.hits(0, 12)) <= 12
+        assert stream.hits(12, 5) == []
+        with pytest.raises(BadArgumentError, match="between 1 and 12"):
+            capped.search(PinQuery(next(iter(capped.catalog)).pin_id), k=13)

@@ -3,6 +3,7 @@ bad input answered with a 4xx that names the field (never a traceback), the API 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import socket
@@ -101,10 +102,24 @@ def test_pages_follow_each_other_without_repeats(client: httpx.Client) -> None:
     assert second.json()["results"][0]["rank"] == 8
 
 
-def test_a_cursor_the_server_no_longer_holds_is_gone(client: httpx.Client) -> None:
-    stale = Cursor("0" * 32, "hamming", 3.0, "nope").encode()
-    error_of(search(client, cursor=stale), 410, "cursor")
+def test_cursors_are_signed_kept_to_their_query_and_expire(server: LiveServer, client: httpx.Client) -> None:
+    secret = server.app.state.service.secret
+    evicted = Cursor("0" * 32, "hamming", 3.0, 1, "x").encode(secret)  # an upload's query the server let go
+    error_of(search(client, cursor=evicted), 410, "cursor")
+    other_run = Cursor("0" * 32, "hamming", 3.0, 1, "x").encode(b"another run's secret")
+    assert "restarted" in error_of(search(client, cursor=other_run), 410, "cursor")["message"]
+    first = search(client, upload(caltech_image("airplanes", HELD_OUT)), k=3, metric="l1").json()
+    payload, signature = first["next_cursor"].rsplit(".", 1)
+    fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    fields[2] = 0.0  # start from the top again, says the edit; the signature no longer matches
+    edited = base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+    error_of(search(client, cursor=f"{edited}.{signature}"), 410, "cursor")
     error_of(search(client, cursor="not-a-cursor"), 422, "cursor")
+    second = search(client, cursor=first["next_cursor"], metric="hamming").json()  # the cursor's metric rules
+    assert second["results"][0]["metric"] == "l1" and second["results"][0]["rank"] == 4
+    pins = [h["pin_id"] for h in first["results"]]
+    theirs = client.get(f"/v1/pins/{pins[0]}/similar", params={"k": 2}).json()["next_cursor"]
+    error_of(client.get(f"/v1/pins/{pins[1]}/similar", params={"cursor": theirs}), 422, "cursor")
 
 
 def test_pins_their_images_and_the_catalog_listing(client: httpx.Client, served_home: Path) -> None:
@@ -134,7 +149,7 @@ def test_add_then_delete_a_pin_without_a_shell(client: httpx.Client) -> None:
     assert "motorbike-21" in [top["pin_id"], *top["near_duplicates"]] and top["distance"] == 0
     again = client.post("/v1/pins", files=upload(path), data={"boards": "showroom"}).json()
     assert again["change"] == "updated" and again["pin"]["boards"] == ["garage", "bikes", "showroom"]
-    error_of(client.post("/v1/pins", files=upload(caltech_image("pagoda", HELD_OUT)), data=form), 409, "image")
+    error_of(client.post("/v1/pins", files=upload(caltech_image("pagoda", HELD_OUT)), data=form), 409, "pin_id")
     assert client.delete("/v1/pins/motorbike-21").status_code == 204
     hits = search(client, upload(path), k=5).json()["results"]
     assert "motorbike-21" not in [pin_id for h in hits for pin_id in (h["pin_id"], *h["near_duplicates"])]
@@ -212,7 +227,7 @@ def test_uploads_over_the_cap_are_refused_before_the_body_is_read(server: LiveSe
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         raw.sendall(
-            b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             b"Content-Length: 20971520\r\n\r\n"
         )  # 20 MB announced, not a byte of it sent: the answer cannot wait for the body
         answer = b""
@@ -222,6 +237,15 @@ def test_uploads_over_the_cap_are_refused_before_the_body_is_read(server: LiveSe
     assert answer.startswith("HTTP/1.1 413") and "VISCOVER_MAX_UPLOAD_MB" in answer
     big = {"image": ("big.bin", b"\0" * (11 * 2**20), "application/octet-stream")}
     error_of(client.post("/v1/search", files=big), 413, "image")
+
+    def chunks():  # a valid form with no declared length: it streams until the server stops reading it
+        yield b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\n\r\n'
+        for _ in range(12):
+            yield b"\0" * 2**20
+        yield b"\r\n--b--\r\n"
+
+    streamed = client.post("/v1/search", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+    error_of(streamed, 413, "image")
 
 
 def test_request_ids_and_metrics(client: httpx.Client) -> None:
@@ -238,16 +262,18 @@ def test_request_ids_and_metrics(client: httpx.Client) -> None:
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
 
-    before, latency_before = count("/v1/pins/{pin_id}", "200"), client.get("/metrics").text
+    def observed(route: str) -> float:
+        line = f'viscover_request_seconds_count{{method="GET",route="{route}"}}'
+        return next(
+            (float(x.rsplit(" ", 1)[1]) for x in client.get("/metrics").text.splitlines() if x.startswith(line)), 0
+        )
+
+    before, timed = count("/v1/pins/{pin_id}", "200"), observed("/v1/pins/{pin_id}")
     pin_id = client.get("/v1/pins").json()["pins"][0]["pin_id"]
     client.get(f"/v1/pins/{pin_id}")
     client.get(f"/v1/pins/{pin_id}")
-    assert count("/v1/pins/{pin_id}", "200") == before + 2
-    assert (
-        'viscover_request_seconds_bucket{le="0.01",method="GET",route="/v1/pins/{pin_id}"}'
-        in client.get("/metrics").text
-        and latency_before
-    )
+    assert count("/v1/pins/{pin_id}", "200") == before + 2  # labelled by route template, not by raw path
+    assert observed("/v1/pins/{pin_id}") == timed + 2
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +287,10 @@ def test_with_an_api_key_every_route_but_healthz_wants_it(keyed: LiveServer) -> 
         for path in ("/v1/pins", "/readyz", "/metrics", "/openapi.json"):
             error_of(anonymous.get(path), 401)
         error_of(anonymous.get("/v1/pins", headers={"X-API-Key": "wrong"}), 401)
+        not_ascii = {"X-API-Key": "s3crét".encode()}  # refused, not a 500
+        error_of(anonymous.get("/v1/pins", headers=not_ascii), 401)
+        error_of(anonymous.post("/v1/pins", files=upload(caltech_image("pagoda", HELD_OUT))), 401)
+        error_of(anonymous.delete("/v1/pins/anything"), 401)
         assert anonymous.get("/").status_code == 200  # the page shell holds no data; it asks for the key
     with httpx.Client(base_url=keyed.url, timeout=60, headers={"X-API-Key": "s3cret"}) as member:
         assert member.get("/v1/pins").status_code == 200 and member.get("/metrics").status_code == 200
@@ -288,3 +318,48 @@ def test_the_serve_command_prints_its_url_and_serves(served_home: Path) -> None:
         process.terminate()
         log = process.communicate(timeout=30)[1]
     assert 'from-the-test 127.0.0.1 "GET /v1/pins" 200' in log  # one access-log line per request, with its id
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "files", "form", "code", "field"),
+    [
+        ("post", "/v1/detect", "text", {}, 422, "image"),
+        ("post", "/v1/detect", None, {"pin_id": "no-such-pin"}, 404, "pin_id"),
+        ("post", "/v1/detect", None, {}, 422, "image"),
+        ("post", "/v1/detect", "scene", {"min_score": "2"}, 422, "min_score"),
+        ("post", "/v1/pins", "text", {}, 422, "image"),
+        ("post", "/v1/pins", None, {"description": "no image"}, 422, "image"),
+        ("post", "/v1/pins", "scene", {"pin_id": ".."}, 422, "pin_id"),
+        ("get", "/v1/pins/no-such-pin/similar", None, {}, 404, "pin_id"),
+        ("get", "/v1/pins/no-such-pin/thumbnail", None, {}, 404, "pin_id"),
+    ],
+)
+def test_every_route_names_what_is_wrong(client, scene, method, path, files, form, code, field) -> None:
+    files = {"text": {"image": ("notes.txt", b"no pixels here", "text/plain")}, "scene": upload(scene)}.get(files)
+    response = client.post(path, files=files, data=form) if method == "post" else client.get(path)
+    error_of(response, code, field)
+
+
+def test_uploads_are_stored_by_content_hash_and_odd_ids_stay_addressable(client, served_home: Path) -> None:
+    import hashlib
+
+    path = caltech_image("airplanes", 30)
+    named = {"image": ("../../evil name.jpg", path.read_bytes())}
+    added = client.post("/v1/pins", files=named, data={"pin_id": "a b?c#1"})
+    assert added.status_code == 201, added.text
+    stored = {p.name for p in (served_home / "uploads").iterdir()}
+    assert f"{hashlib.sha256(path.read_bytes()).hexdigest()}.jpg" in stored and not any("evil" in n for n in stored)
+    pin = added.json()["pin"]
+    assert pin["image_url"].startswith("/v1/pins/a%20b%3Fc%231/image")
+    assert client.get(pin["image_url"]).content == path.read_bytes()
+    assert client.delete("/v1/pins/a%20b%3Fc%231").status_code == 204
+
+
+def test_other_hosts_and_other_sites_writes_are_refused(client: httpx.Client, scene: Path) -> None:
+    error_of(client.get("/v1/pins", headers={"Host": "attacker.example"}), 400)  # DNS rebinding
+    for headers in ({"Origin": "https://attacker.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        error_of(client.post("/v1/pins", files=upload(scene), headers=headers), 403)
+        error_of(client.delete("/v1/pins/whatever", headers=headers), 403)
+    own = client.post("/v1/search", files=upload(scene), headers={"Origin": str(client.base_url).rstrip("/")})
+    assert own.status_code == 200  # the page's own requests carry its origin
+    assert client.get("/v1/pins", headers={"Origin": "https://attacker.example"}).status_code == 200  # reads: CORS

@@ -4,6 +4,7 @@ this". Screenshots of each step land in artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from tests.conftest import caltech_image
 from tests.serve.conftest import LiveServer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -75,6 +77,9 @@ def test_upload_crop_drag_scroll_closeup_and_more_like_this(server: LiveServer, 
     page.mouse.up()
     top_category_is(page, "airplanes")
     assert 1 <= len(searches) - before <= 2
+    # the box drawn on screen reaches the server in the original image's pixels (the scene is 600x220)
+    x0, y0, bw, bh = map(int, page.locator("#crop-label").inner_text().split()[1].split(","))
+    assert x0 <= 10 and y0 <= 10 and 280 <= bw <= 300 and bh >= 200
     screenshot(page, "2-crop-airplane")
 
     # drag the box onto the leopard, slowly: results refresh while it moves, a few requests per drag
@@ -118,3 +123,41 @@ def test_upload_crop_drag_scroll_closeup_and_more_like_this(server: LiveServer, 
     page.wait_for_selector("#cropper:not([hidden]) #query-image")
     page.wait_for_selector("#results .result")
     assert page.locator("#results .result").first.get_attribute("data-pin-id") == similar_ids[0]
+
+
+def test_drop_paste_and_pick_a_pin_of_the_catalog(server: LiveServer, scene: Path, browser_page) -> None:
+    page = browser_page
+    page.goto(server.url)
+    page.wait_for_selector("#catalog .result")
+    picked = page.locator("#catalog .result").nth(3)
+    pin_id = picked.get_attribute("data-pin-id")
+    picked.click()
+    page.wait_for_function("([pin]) => new URLSearchParams(location.search).get('pin') === pin", arg=[pin_id])
+    page.wait_for_selector("#results .result")
+    assert page.locator("#cropper").is_visible()
+
+    def give(event: str, path: Path, category: str) -> None:
+        """Drop a file on the cropper, or paste it, as a user would; then wait for its results."""
+        page.evaluate(
+            """([event, b64]) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const data = new DataTransfer();
+                data.items.add(new File([bytes], "photo.jpg", { type: "image/jpeg" }));
+                if (event === "drop") {
+                    document.getElementById("cropper").dispatchEvent(
+                        new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+                } else {
+                    document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data }));
+                }
+            }""",
+            [event, base64.b64encode(path.read_bytes()).decode()],
+        )
+        page.wait_for_function(
+            """([category]) => location.search === '' && document.querySelector('#query-image').src.startsWith('blob:')
+                && document.querySelector('#results .result')?.dataset.category === category""",
+            arg=[category],
+        )
+
+    give("drop", caltech_image("pagoda", 25), "pagoda")
+    give("paste", caltech_image("Leopards", 25), "Leopards")
+    screenshot(page, "6-pasted")

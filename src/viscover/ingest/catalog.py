@@ -22,7 +22,8 @@ from typing import Literal
 import numpy as np
 
 from viscover.box import Box
-from viscover.errors import NotIndexedError, PinConflictError, UnknownPinError
+from viscover.errors import BadImageError, NotIndexedError, PinConflictError, StoredImageError, UnknownPinError
+from viscover.ingest.images import read_bytes
 from viscover.ingest.schema import LATEST, ModelKeyUpgrade, migrate, schema_version
 
 BUSY_TIMEOUT_MS = 10_000
@@ -44,6 +45,13 @@ class Pin:
     boards: tuple[str, ...] = ()
     category: str | None = None
     key: int = field(default=-1, compare=False)
+
+    def image_bytes(self, timeout_s: float = 20.0) -> bytes:
+        """The pin's image as stored (a file, or the URL its manifest gave)."""
+        try:
+            return read_bytes(self.location, timeout_s)
+        except BadImageError as exc:
+            raise StoredImageError(f"the image of pin {self.pin_id} cannot be read: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -320,7 +328,7 @@ class Catalog(CatalogView):
                 return self._one("SELECT * FROM pin_rows WHERE key = ?", (existing.key,)), changed
             taken = self._one("SELECT * FROM pin_rows WHERE pin_id = ?", (pin.pin_id,))
             if taken is not None:
-                raise PinConflictError(f"id {pin.pin_id!r} already names a different image ({taken.location})")
+                raise PinConflictError(f"id {pin.pin_id!r} already names a different image")
             cursor = self._db.execute(
                 "INSERT INTO pins (pin_id, location, sha256, width, height, description, category, added_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from viscover.config import Settings
-from viscover.errors import NotEnoughDataError
+from viscover.errors import NotEnoughDataError, PinConflictError
 from viscover.features import Binarizer, Embedder, backbone_spec, embed_locations, model_key
 from viscover.home import prepare_home
 from viscover.index import IndexStore, VectorIndex, VisualIndex
@@ -159,7 +159,8 @@ class Engine:
         with self.writing():
             decoded = decode_image(data, "upload", self.settings.max_image_pixels)
             path = self.settings.home / "uploads" / f"{decoded.sha256}{SUPPORTED_FORMATS[decoded.format]}"
-            if not path.exists():
+            stored_before = path.exists()
+            if not stored_before:
                 with atomic_path(path) as tmp:
                     tmp.write_bytes(data)
             pin = Pin(
@@ -172,7 +173,12 @@ class Engine:
                 tuple(boards),
                 category,
             )
-            pin, change = self.catalog.add(pin)
+            try:
+                pin, change = self.catalog.add(pin)
+            except PinConflictError:
+                if not stored_before:
+                    path.unlink(missing_ok=True)  # refused: leave no file behind
+                raise
             try:
                 self.index(progress=False)
             except NotEnoughDataError:

@@ -27,7 +27,7 @@ from viscover.features import Embedder
 from viscover.home import prepare_home
 from viscover.index import METRICS, Generation, IndexStore, VectorIndex, VisualIndex
 from viscover.ingest import CatalogReader, ObjectRun, Pin, StoredObject
-from viscover.ingest.images import decode_for_model, read_bytes
+from viscover.ingest.images import decode_for_model
 from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
 from viscover.search.results import SearchHit, similarity, unit_vectors
 from viscover.search.stream import ResultStream
@@ -226,7 +226,7 @@ class Searcher:
         limit = self.settings.max_image_pixels
         if isinstance(query, PinQuery):
             pin = self.catalog.get(query.pin_id)
-            data = read_bytes(pin.location, self.settings.fetch_timeout_s)
+            data = pin.image_bytes(self.settings.fetch_timeout_s)
             return decode_for_model(data, f"pin {pin.pin_id}", min_side, limit, query.crop)
         if isinstance(query, BytesQuery):
             return decode_for_model(query.data, query.name, min_side, limit, query.crop)

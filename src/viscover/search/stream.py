@@ -19,7 +19,7 @@ from viscover.index import VisualIndex
 from viscover.ingest import CatalogView, Pin
 from viscover.search.results import SearchHit, similarity
 
-Searcher = Callable[[int], tuple[np.ndarray, np.ndarray]]  # depth → (distances, keys) of the query, nearest first
+Fetch = Callable[[int], tuple[np.ndarray, np.ndarray]]  # depth → (distances, keys) of the query, nearest first
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ResultStream:
 
     def __init__(
         self,
-        search: Searcher,
+        search: Fetch,
         visual: VisualIndex,
         catalog: CatalogView,
         metric: str,
@@ -74,20 +74,17 @@ class ResultStream:
                 for rank, kept in enumerate(self._kept[start : start + count], start=start + 1)
             ]
 
-    def position_after(self, distance: float, pin_id: str) -> int:
-        """How many results come up to and including (`distance`, `pin_id`): where the next page starts. If
-        that pin is gone (deleted, or folded in a newer index), the page starts after every result as near."""
+    def position_after(self, distance: float, key: int) -> int:
+        """How many results come up to and including the one at (`distance`, pin `key`): where the next page
+        starts. If that pin is gone (deleted, or folded in a newer index), the page starts at the first result
+        after it in the stream's order (distance, then key)."""
         with self._lock:
             while not self._exhausted and (not self._kept or self._kept[-1].distance <= distance):
                 self._deepen(len(self._kept) + 1)
             for position, kept in enumerate(self._kept):
-                if kept.pin.pin_id == pin_id:
+                if kept.pin.key == key:
                     return position + 1
-            return sum(1 for kept in self._kept if kept.distance <= distance)
-
-    @property
-    def exhausted(self) -> bool:
-        return self._exhausted
+            return sum(1 for kept in self._kept if (kept.distance, kept.pin.key) <= (distance, key))
 
     def _deepen(self, wanted: int) -> None:
         """Fetch deeper: twice as deep as before, or as deep as `wanted` results may need, within the cap."""

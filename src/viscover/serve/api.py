@@ -1,20 +1,24 @@
 """The REST API under /v1: search by upload or pin (with crop and pages), pins (read, similar, image,
-thumbnail, add, delete), detection. Handlers are plain functions that FastAPI runs in its thread pool; they
-share one `Service`, whose read path is thread-safe and whose writes go through the home's single writer."""
+thumbnail, add, delete), detection. They share one `Service`, whose read path is thread-safe and whose writes
+go through the home's single writer. Plain handlers run in FastAPI's thread pool; the ones that take uploads
+are async only to read them, and hand all blocking work to the pool (`run`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Literal, TypeVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
+from viscover.box import Box
 from viscover.detect import dominant_object
 from viscover.errors import BadArgumentError, ViscoverError
-from viscover.ingest import Pin, decode_image, read_bytes
+from viscover.ingest import Pin, decode_image
 from viscover.search import BytesQuery, PinQuery, SearchHit
+from viscover.search import Query as SearchQuery
 from viscover.serve.schemas import (
     AddedPinOut,
     DetectionsOut,
@@ -26,11 +30,12 @@ from viscover.serve.schemas import (
     QueryOut,
     SearchPage,
 )
-from viscover.serve.service import Cursor, Page, Service, parse_crop
+from viscover.serve.service import Cursor, Page, Service
 
 T = TypeVar("T")
-PIN_ID = r"^[^\x00-\x1f/\x7f]{1,256}$"  # any id a manifest may give, but no control characters or slashes
-PinId = Annotated[str, Path(pattern=PIN_ID, description="a pin's id")]
+# Any id a manifest may give, up to 256 characters, but no control characters or slashes, and not only dots.
+PIN_ID = r"^[^\x00-\x1f/\x7f]*[^\x00-\x1f/\x7f.][^\x00-\x1f/\x7f]*$"
+PinId = Annotated[str, Path(pattern=PIN_ID, max_length=256, description="a pin's id")]
 Metric = Literal["hamming", "l2", "l1"]
 ERRORS = {
     code: {"model": ErrorOut}
@@ -57,6 +62,7 @@ def blame(field: str) -> Iterator[None]:
 
 
 def pin_out(pin: Pin) -> PinOut:
+    path = f"/v1/pins/{quote(pin.pin_id, safe='')}"
     version = pin.sha256[:12]  # URLs change with the image, so browsers may cache them for long
     return PinOut(
         pin_id=pin.pin_id,
@@ -66,8 +72,8 @@ def pin_out(pin: Pin) -> PinOut:
         category=pin.category,
         width=pin.width,
         height=pin.height,
-        image_url=f"/v1/pins/{pin.pin_id}/image?v={version}",
-        thumbnail_url=f"/v1/pins/{pin.pin_id}/thumbnail?v={version}",
+        image_url=f"{path}/image?v={version}",
+        thumbnail_url=f"{path}/thumbnail?v={version}",
     )
 
 
@@ -94,11 +100,17 @@ def hit_out(hit: SearchHit) -> HitOut:
     )
 
 
-def page_out(page: Page, pin_id: str | None, crop: str | None) -> SearchPage:
+def page_out(page: Page, query: SearchQuery | None) -> SearchPage:
+    """A page as the API answers it; `query` is None for a cursor's page of an upload."""
+    crop = query.crop if query is not None else None
     return SearchPage(
         results=[hit_out(hit) for hit in page.hits],
         next_cursor=page.next_cursor,
-        query=QueryOut(digest=page.digest, pin_id=pin_id, crop=crop),
+        query=QueryOut(
+            digest=page.digest,
+            pin_id=query.pin_id if isinstance(query, PinQuery) else None,
+            crop=str(crop) if crop else None,
+        ),
         generation=page.generation,
     )
 
@@ -120,18 +132,20 @@ def one_source(image: UploadFile | None, pin_id: str | None) -> None:
 async def search(
     shared: Shared,
     image: Annotated[UploadFile | None, File(description="the query image")] = None,
-    pin_id: Annotated[str | None, Form(pattern=PIN_ID, description="or a catalog pin as the query")] = None,
+    pin_id: Annotated[
+        str | None, Form(pattern=PIN_ID, max_length=256, description="or a catalog pin as the query")
+    ] = None,
     crop: Annotated[str | None, Form(description="x,y,w,h in the original image's pixels")] = None,
     k: Annotated[int | None, Form(ge=1, le=100, description="results per page")] = None,
     metric: Annotated[Metric, Form(description="hamming (binary codes) or l2/l1 (raw features)")] = "hamming",
     cursor: Annotated[str | None, Form(description="next_cursor of the previous page")] = None,
 ) -> SearchPage:
     with blame("cursor"):
-        after = Cursor.decode(cursor) if cursor else None
-    with blame("crop"):
-        box = parse_crop(crop)
+        after = Cursor.decode(cursor, shared.secret) if cursor else None
     query = None
-    if after is None:
+    if after is None:  # a cursor carries its query: the image is not sent again
+        with blame("crop"):
+            box = Box.parse(crop) if crop else None
         with blame("image" if pin_id is None else "pin_id"):
             one_source(image, pin_id)
         query = (
@@ -140,7 +154,7 @@ async def search(
     field = "cursor" if after else "image" if image is not None else "pin_id"
     with blame(field):
         page = await run(shared.search, query, k or shared.settings.page_size, metric, after)
-    return page_out(page, pin_id, crop)
+    return page_out(page, after.query if after else query)
 
 
 @router.get("/pins", response_model=PinsPage, summary="Catalog pins in key order, a page at a time")
@@ -170,10 +184,12 @@ def similar(
     cursor: Annotated[str | None, Query()] = None,
 ) -> SearchPage:
     with blame("cursor"):
-        after = Cursor.decode(cursor) if cursor else None
+        after = Cursor.decode(cursor, shared.secret) if cursor else None
+        if after is not None and after.query != PinQuery(pin_id):
+            raise BadArgumentError(f"cursor: it continues another query than pins like {pin_id!r}")
     with blame("pin_id"):
         page = shared.search(PinQuery(pin_id), k or shared.settings.page_size, metric, after)
-    return page_out(page, pin_id, None)
+    return page_out(page, PinQuery(pin_id))
 
 
 @router.get("/pins/{pin_id}/image", summary="The pin's image as stored", response_class=Response)
@@ -194,7 +210,9 @@ def pin_thumbnail(shared: Shared, pin_id: PinId) -> Response:
 async def add_pin(
     shared: Shared,
     image: Annotated[UploadFile, File(description="the image; stored under its content hash")],
-    pin_id: Annotated[str | None, Form(pattern=PIN_ID, description="default: from the image's hash")] = None,
+    pin_id: Annotated[
+        str | None, Form(pattern=PIN_ID, max_length=256, description="default: from the image's hash")
+    ] = None,
     description: Annotated[str, Form(max_length=5000)] = "",
     boards: Annotated[str, Form(max_length=5000, description="board names separated by ';' or ','")] = "",
     category: Annotated[str | None, Form(max_length=200)] = None,
@@ -217,24 +235,26 @@ def delete_pin(shared: Shared, pin_id: PinId) -> Response:
 async def detect(
     shared: Shared,
     image: Annotated[UploadFile | None, File()] = None,
-    pin_id: Annotated[str | None, Form(pattern=PIN_ID)] = None,
+    pin_id: Annotated[str | None, Form(pattern=PIN_ID, max_length=256)] = None,
     min_score: Annotated[float | None, Form(ge=0, le=1)] = None,
 ) -> DetectionsOut:
     with blame("image" if pin_id is None else "pin_id"):
         one_source(image, pin_id)
-        if pin_id is not None:
-            pin = shared.searcher.pin(pin_id)
-            data, name = await run(read_bytes, pin.location, shared.settings.fetch_timeout_s), f"pin {pin_id}"
-        else:
-            data, name = await upload_bytes(image), image.filename or "upload"
-        return await run(_detect, shared, data, name, min_score)
+        data = None if pin_id is not None else await upload_bytes(image)
+        name = f"pin {pin_id}" if pin_id is not None else image.filename or "upload"
+        return await run(_detect, shared, data, pin_id, name, min_score)
 
 
-def _detect(shared: Service, data: bytes, name: str, min_score: float | None) -> DetectionsOut:
+def _detect(
+    shared: Service, data: bytes | None, pin_id: str | None, name: str, min_score: float | None
+) -> DetectionsOut:
     settings = shared.settings
-    picture = decode_image(data, name, settings.max_image_pixels).image  # full size: boxes in its pixels
-    detector = shared.searcher.detector()
-    found = detector.detect(picture, settings.min_score if min_score is None else min_score)
+    if data is None:
+        data = shared.searcher.pin(pin_id).image_bytes(settings.fetch_timeout_s)
+    with shared.images:
+        picture = decode_image(data, name, shared.searcher.settings.max_image_pixels).image  # boxes in its pixels
+        detector = shared.searcher.detector()
+        found = detector.detect(picture, settings.min_score if min_score is None else min_score)
     dominant = dominant_object(found, *picture.size, settings.dominant_area, settings.dominant_score)
     objects = [ObjectOut(box=list(d.box), label=d.label, score=d.score, dominant=d is dominant) for d in found]
     return DetectionsOut(detector=detector.name, width=picture.width, height=picture.height, objects=objects)

@@ -24,7 +24,7 @@ import viscover
 from viscover import errors
 from viscover.config import Settings
 from viscover.serve import api, pages
-from viscover.serve.observe import BodyLimit, Metrics, Observe
+from viscover.serve.observe import BodyLimit, Guard, Metrics, Observe
 from viscover.serve.schemas import EmbedderOut, ReadyOut
 from viscover.serve.service import Service
 
@@ -41,7 +41,13 @@ STATUS = {
     errors.WeightsUnavailableError: 503,
     errors.WriteLockTimeoutError: 503,
     errors.BadSettingError: 500,
+    errors.StoredImageError: 500,
     errors.ViscoverError: 422,  # bad image, crop, argument, name, manifest
+}
+SERVER_TROUBLE = {
+    errors.WriteLockTimeoutError: "the catalog is busy with another writer: try again in a moment",
+    errors.StoredImageError: "this pin's image cannot be read on the server (see its log)",
+    errors.WeightsUnavailableError: "a model this needs is not available on the server (see its log)",
 }
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has a key")
 
@@ -49,7 +55,8 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="n
 def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> None:
     """With VISCOVER_API_KEY set, a request must carry it in X-API-Key (compared in constant time)."""
     expected = request.app.state.service.settings.api_key
-    if expected is not None and not (key and secrets.compare_digest(key, expected.get_secret_value())):
+    given = (key or "").encode("utf-8", "surrogateescape")
+    if expected is not None and not (given and secrets.compare_digest(given, expected.get_secret_value().encode())):
         raise errors.AccessDeniedError("this server wants its API key in the X-API-Key header")
 
 
@@ -123,9 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(errors.ViscoverError)
     async def user_error(request: Request, exc: errors.ViscoverError) -> JSONResponse:
         code = next(STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS)
-        if code >= 500:
+        message, field = str(exc), getattr(exc, "field", None)
+        if code >= 500:  # the server's own trouble: details (paths, pids) go to its log, not to the client
             log.error("%s: %s", type(exc).__name__, exc)
-        return error_response(request, code, type(exc).__name__, str(exc), getattr(exc, "field", None))
+            message, field = SERVER_TROUBLE.get(type(exc), "the server cannot answer this now: see its log"), None
+        return error_response(request, code, type(exc).__name__, message, field)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -136,7 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(request, exc.status_code, "http", str(exc.detail), None)
+        return error_response(request, exc.status_code, "http", str(exc.detail), getattr(exc, "field", None))
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
@@ -144,8 +153,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return error_response(request, 500, "internal", "internal error: see the server log", None)
 
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_upload_mb * 2**20))
+    app.add_middleware(Guard, hosts=served_hosts(settings), origins=set(settings.allowed_origins))
     app.add_middleware(Observe, metrics=metrics)
     return app
+
+
+def served_hosts(settings: Settings) -> set[str] | None:
+    """Host names the server answers to: loopback, its bind address and VISCOVER_ALLOWED_HOSTS; None (any)
+    when it binds every interface or the list holds '*'."""
+    if "*" in settings.allowed_hosts or settings.serve_host in ("0.0.0.0", "::", ""):
+        return None
+    return {"127.0.0.1", "localhost", "::1", settings.serve_host.lower(), *(h.lower() for h in settings.allowed_hosts)}
 
 
 def error_response(request: Request, code: int, kind: str, message: str, field: str | None) -> JSONResponse:

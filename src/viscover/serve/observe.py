@@ -10,6 +10,7 @@ import time
 import uuid
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("viscover.access")
@@ -65,13 +66,10 @@ class Observe:
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(scope["method"], route).observe(seconds)
             client = scope.get("client") or ("-", 0)
+            path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]  # as sent: no decoded newlines
             access_log.info(
-                '%s %s "%s %s" %d %.1fms', request_id, client[0], scope["method"], scope["path"], status, 1000 * seconds
+                '%s %s "%s %s" %d %.1fms', request_id, client[0], scope["method"], path, status, 1000 * seconds
             )
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodyLimit:
@@ -87,42 +85,69 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(scope, send)
+            await answer_error(scope, send, 413, "PayloadTooLarge", self.message, "image")
             return
-        seen, started = 0, False
+        seen = 0
 
         async def counting_receive() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
+                if seen > self.max_bytes:  # a body without a declared length: stop reading it
+                    raise TooLarge(self.message)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        await self.app(scope, counting_receive, send)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, send)
+    @property
+    def message(self) -> str:
+        return f"the request body is larger than {self.max_bytes / 2**20:g} MB (VISCOVER_MAX_UPLOAD_MB)"
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        megabytes = self.max_bytes / 2**20
-        body = json.dumps(
-            {
-                "error": {
-                    "type": "PayloadTooLarge",
-                    "message": f"the request body is larger than {megabytes:g} MB (VISCOVER_MAX_UPLOAD_MB)",
-                    "field": "image",
-                    "request_id": scope.get("state", {}).get("request_id"),
-                }
-            }
-        ).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+
+class TooLarge(HTTPException):
+    """Raised while a body streams in; an HTTPException, so the body parser lets it through as it is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
+        self.field = "image"
+
+
+class Guard:
+    """ASGI middleware: answer only to the host names this server is for (a page on another site cannot
+    reach a loopback server through DNS rebinding), and refuse writes sent from other sites' pages."""
+
+    def __init__(self, app: ASGIApp, hosts: set[str] | None, origins: set[str]) -> None:
+        self.app, self.hosts, self.origins = app, hosts, origins  # hosts None: any
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        name = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        if self.hosts is not None and name.lower() not in self.hosts:
+            await answer_error(
+                scope, send, 400, "UnknownHost", f"host {host!r} is not served here (VISCOVER_ALLOWED_HOSTS)"
+            )
+            return
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        cross_site = headers.get(b"sec-fetch-site") == b"cross-site"
+        foreign = (origin or cross_site) and origin not in (f"http://{host}", f"https://{host}", *self.origins)
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and foreign:
+            message = f"writes from {origin or 'another site'} are refused (VISCOVER_ALLOWED_ORIGINS)"
+            await answer_error(scope, send, 403, "CrossSiteRequest", message)
+            return
+        await self.app(scope, receive, send)
+
+
+async def answer_error(
+    scope: Scope, send: Send, status: int, kind: str, message: str, field: str | None = None
+) -> None:
+    """A JSON error answer, in the API's error shape, sent from middleware (the connection is then closed)."""
+    request_id = scope.get("state", {}).get("request_id")
+    body = json.dumps({"error": {"type": kind, "message": message, "field": field, "request_id": request_id}})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body.encode()})

@@ -10,14 +10,12 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 STATIC = Path(__file__).parent / "static"
+SHELL = (STATIC / "index.html").read_text()
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-def search_page() -> HTMLResponse:
-    return HTMLResponse((STATIC / "index.html").read_text())
-
-
 @router.get("/pins/{pin_id}")
-def closeup_page(pin_id: str) -> HTMLResponse:
-    return HTMLResponse((STATIC / "index.html").read_text())
+def page() -> HTMLResponse:
+    """The search view or a closeup: the script tells them apart by the address."""
+    return HTMLResponse(SHELL)

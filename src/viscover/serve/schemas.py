@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 
 class ErrorBody(BaseModel):
-    type: str = Field(description="the kind of problem, e.g. BadImageError, validation, not_found")
+    type: str = Field(description="the kind of problem: an error class (BadImageError, …), validation or http")
     message: str = Field(description="what is wrong and, where it helps, what to do")
     field: str | None = Field(None, description="the request field at fault, if one is")
     request_id: str | None = None

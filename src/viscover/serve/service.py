@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
+import hmac
 import io
 import json
 import logging
+import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,8 +23,8 @@ from PIL import Image
 from viscover.box import Box
 from viscover.config import Settings
 from viscover.errors import BadArgumentError, ExpiredCursorError, ViscoverError
-from viscover.ingest import Pin, decode_for_model, read_bytes
-from viscover.search import BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit
+from viscover.ingest import Pin, decode_for_model
+from viscover.search import BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit, Snapshot
 from viscover.search.stream import ResultStream
 from viscover.storage import atomic_path
 
@@ -56,31 +59,44 @@ class LRU(Generic[K, V]):
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where a page ended: the query's digest and the last result's (distance, pin id). A query on a catalog
-    pin also carries the pin and crop, so its vector can be made again when the server no longer holds it."""
+    """Where a page ended: the query's digest and metric, and the last result shown (distance, pin key and
+    id). A query on a catalog pin also carries the pin and crop, so its vector can be made again when the
+    server no longer holds it. Signed by the server, so a client can neither forge nor edit one."""
 
     digest: str
     metric: str
     distance: float
+    key: int
     pin_id: str
     query_pin: str | None = None
-    query_crop: str | None = None
+    query_crop: tuple[float, float, float, float] | None = None
 
-    def encode(self) -> str:
-        fields = [self.digest, self.metric, self.distance, self.pin_id, self.query_pin, self.query_crop]
-        return base64.urlsafe_b64encode(json.dumps(fields).encode()).decode().rstrip("=")
+    def encode(self, secret: bytes) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(dataclasses.astuple(self)).encode()).decode().rstrip("=")
+        return f"{payload}.{_signature(secret, payload)}"
 
     @classmethod
-    def decode(cls, text: str) -> Cursor:
+    def decode(cls, text: str, secret: bytes) -> Cursor:
+        payload, _, signature = text.rpartition(".")
         try:
-            fields = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            cursor = cls(*fields)
-            if not all(isinstance(v, str) for v in (cursor.digest, cursor.metric, cursor.pin_id)):
-                raise TypeError(fields)
-            float(cursor.distance)
-        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, RecursionError):
+            fields = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
             raise BadArgumentError("cursor: not a cursor this server gave out") from None
-        return cursor
+        if not hmac.compare_digest(signature, _signature(secret, payload)):
+            raise ExpiredCursorError("cursor: not from this server's run (it may have restarted): search again")
+        cursor = cls(*fields)
+        return dataclasses.replace(cursor, query_crop=tuple(cursor.query_crop) if cursor.query_crop else None)
+
+    @property
+    def query(self) -> PinQuery | None:
+        """The catalog-pin query it continues, if it continues one (uploads are not kept in cursors)."""
+        if self.query_pin is None:
+            return None
+        return PinQuery(self.query_pin, Box(*self.query_crop) if self.query_crop else None)
+
+
+def _signature(secret: bytes, payload: str) -> str:
+    return hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -96,11 +112,17 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.searcher = Searcher(settings)
+        # Queries are uploads: decoding one may not take more pixels than an upload may have.
+        limit = min(settings.max_image_pixels, settings.max_upload_pixels)
+        self.searcher = Searcher(settings.model_copy(update={"max_image_pixels": limit}))
         # Uploads and deletes are written beside searches: give them the serving path's thread count.
         self.writer = Engine(settings.model_copy(update={"batch_threads": settings.search_threads}))
+        self.images = threading.BoundedSemaphore(settings.image_workers)  # decodes + embeddings at once
+        self.secret = secrets.token_bytes(32)  # signs cursors; a new run makes old cursors expire
         self._vectors: LRU[tuple[str, str], np.ndarray] = LRU(settings.query_cache_size)
-        self._streams: LRU[tuple[str, str, str, int], ResultStream] = LRU(settings.query_cache_size)
+        self._streams: LRU[tuple[str, str, str], ResultStream] = LRU(settings.query_cache_size)
+        self._streams_generation = -1
+        self._streams_lock = threading.Lock()
         self.warm_up_error: str | None = None
 
     def close(self) -> None:
@@ -121,13 +143,12 @@ class Service:
     # -- paged search ------------------------------------------------------------------------------------
 
     def search(self, query: Query | None, k: int, metric: str, cursor: Cursor | None = None) -> Page:
-        """A page of results for a query, or for the query a cursor continues (then `query` may be None)."""
+        """A page of results for a query, or for the query a cursor continues (then `query` may be None, and
+        the cursor's metric rules)."""
         snapshot = self.searcher.snapshot()
         visual = self.searcher.require_index(snapshot.visual)
         if cursor is not None:
-            digest = cursor.digest
-            if cursor.query_pin is not None:  # a catalog pin's query can always be made again
-                query = PinQuery(cursor.query_pin, parse_crop(cursor.query_crop))
+            digest, metric, query = cursor.digest, cursor.metric, cursor.query
         else:
             digest = query_digest(query)
         vector = self._vectors.get((digest, visual.model))
@@ -136,24 +157,43 @@ class Service:
                 raise ExpiredCursorError(
                     "cursor: this server no longer holds that query (restarted, or many queries since); search again"
                 )
-            vector = self._vectors.put((digest, visual.model), self.searcher.embed([query], visual.model)[0])
-        key = (digest, visual.model, metric, snapshot.generation.number)
-        stream = self._streams.get(key) or self._streams.put(key, self.searcher.stream(vector, metric, snapshot))
-        start = stream.position_after(cursor.distance, cursor.pin_id) if cursor else 0
+            with self.images:
+                vector = self.searcher.embed([query], visual.model)[0]
+            self._vectors.put((digest, visual.model), vector)
+        stream = self._stream(snapshot, digest, visual.model, metric, vector)
+        start = stream.position_after(cursor.distance, cursor.key) if cursor else 0
         hits = stream.hits(start, k + 1)  # one more, to know whether another page follows
         next_cursor = None
         if len(hits) > k:
             hits, last = hits[:k], hits[k - 1]
-            query_pin = query.pin_id if isinstance(query, PinQuery) else None
-            query_crop = str(query.crop) if isinstance(query, PinQuery) and query.crop else None
-            next_cursor = Cursor(digest, metric, last.distance, last.pin_id, query_pin, query_crop).encode()
+            pin_query = query if isinstance(query, PinQuery) else None
+            next_cursor = Cursor(
+                digest,
+                metric,
+                last.distance,
+                last.key,
+                last.pin_id,
+                pin_query.pin_id if pin_query else None,
+                tuple(pin_query.crop) if pin_query and pin_query.crop else None,
+            ).encode(self.secret)
         return Page(hits, next_cursor, digest, snapshot.generation.number)
+
+    def _stream(self, snapshot: Snapshot, digest: str, model: str, metric: str, vector: np.ndarray) -> ResultStream:
+        """The query's result stream in this generation; streams of older generations are let go (each holds
+        its generation's index)."""
+        with self._streams_lock:
+            if self._streams_generation != snapshot.generation.number:
+                self._streams = LRU(self.settings.query_cache_size)
+                self._streams_generation = snapshot.generation.number
+            streams = self._streams
+        key = (digest, model, metric)
+        return streams.get(key) or streams.put(key, self.searcher.stream(vector, metric, snapshot))
 
     # -- images ------------------------------------------------------------------------------------------
 
     def image(self, pin: Pin) -> tuple[bytes, str]:
         """A pin's image bytes as stored, and their media type."""
-        data = read_bytes(pin.location, self.settings.fetch_timeout_s)
+        data = pin.image_bytes(self.settings.fetch_timeout_s)
         with Image.open(io.BytesIO(data)) as image:
             return data, Image.MIME.get(image.format or "", "application/octet-stream")
 
@@ -161,8 +201,9 @@ class Service:
         """A JPEG of at most THUMBNAIL_SIDE pixels a side, made once and kept under the cache directory."""
         path = self.settings.model_cache / "thumbnails" / f"{pin.sha256}.jpg"
         if not path.exists():
-            data = read_bytes(pin.location, self.settings.fetch_timeout_s)
-            image = decode_for_model(data, f"pin {pin.pin_id}", THUMBNAIL_SIDE, self.settings.max_image_pixels)
+            data = pin.image_bytes(self.settings.fetch_timeout_s)
+            with self.images:
+                image = decode_for_model(data, f"pin {pin.pin_id}", THUMBNAIL_SIDE, self.settings.max_image_pixels)
             image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
             with atomic_path(path) as tmp:
                 image.save(tmp, "JPEG", quality=82)
@@ -176,9 +217,5 @@ def query_digest(query: Query) -> str:
         digest.update(b"bytes:" + hashlib.sha256(query.data).digest())
     elif isinstance(query, PinQuery):
         digest.update(b"pin:" + query.pin_id.encode())
-    digest.update(b"|crop:" + str(query.crop).encode())
+    digest.update(b"|crop:" + repr(tuple(query.crop) if query.crop else None).encode())
     return digest.hexdigest()[:32]
-
-
-def parse_crop(text: str | None) -> Box | None:
-    return Box.parse(text) if text else None

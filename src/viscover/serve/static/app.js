@@ -36,13 +36,15 @@ async function json(path, options) {
   return (await api(path, options)).json();
 }
 
-// <img> cannot send a header: with a key, images are fetched and shown from blob URLs.
+// <img> cannot send a header: with a key, images are fetched and shown from blob URLs (let go once shown).
 async function showImage(img, url) {
   if (!apiKey()) {
     img.src = url;
     return;
   }
-  img.src = URL.createObjectURL(await (await api(url)).blob());
+  const blob = URL.createObjectURL(await (await api(url)).blob());
+  img.addEventListener("load", () => URL.revokeObjectURL(blob), { once: true });
+  img.src = blob;
 }
 
 function showError(message) {
@@ -105,6 +107,8 @@ class Feed {
   }
 
   reset(fetchPage) {
+    this.aborter?.abort(); // the previous query's page in flight is no longer wanted
+    this.aborter = new AbortController();
     Object.assign(this, { fetchPage, cursor: null, done: false, loading: false, token: this.token + 1 });
     this.grid.replaceChildren();
     this.status.textContent = "";
@@ -117,14 +121,14 @@ class Feed {
     this.loading = true;
     this.status.textContent = "Searching…";
     try {
-      const page = await this.fetchPage(this.cursor);
+      const page = await this.fetchPage(this.cursor, this.aborter.signal);
       if (token !== this.token) return;
       this.grid.append(...page.results.filter((hit) => !this.skip(hit)).map((hit) => card(hit)));
       this.cursor = page.next_cursor;
       this.done = !page.next_cursor;
       this.status.textContent = this.done ? (this.grid.children.length ? "That is all." : "Nothing found.") : "";
     } catch (error) {
-      if (token === this.token) {
+      if (token === this.token && error.name !== "AbortError") {
         this.status.textContent = "";
         this.done = true;
         showError(error.message);
@@ -145,7 +149,7 @@ let drag = null;
 let timer = null;
 const results = new Feed($("results"), $("results-sentinel"), $("results-status"));
 
-function searchPage(cursor) {
+function searchPage(cursor, signal) {
   const form = new FormData();
   form.set("k", PAGE);
   if (cursor) {
@@ -155,7 +159,7 @@ function searchPage(cursor) {
     else form.set("pin_id", query.pinId);
     if (query.crop) form.set("crop", query.crop);
   }
-  return json("/v1/search", { method: "POST", body: form });
+  return json("/v1/search", { method: "POST", body: form, signal });
 }
 
 function search() {
@@ -171,27 +175,35 @@ async function useFile(file) {
   }
   Object.assign(query, { file, pinId: null, crop: null });
   history.replaceState(null, "", "/");
-  await showQuery(URL.createObjectURL(file));
-  search();
+  if (await showQuery(URL.createObjectURL(file))) search();
 }
 
 async function usePin(pinId) {
   Object.assign(query, { file: null, pinId, crop: null });
   history.replaceState(null, "", `/?pin=${encodeURIComponent(pinId)}`);
-  await showQuery(null, `/v1/pins/${encodeURIComponent(pinId)}/image`);
-  search();
+  if (await showQuery(null, `/v1/pins/${encodeURIComponent(pinId)}/image`)) search();
 }
 
+let shownQuery = 0;
 async function showQuery(objectUrl, apiUrl) {
+  // resolves true once this image shows, false if a newer query replaced it or the browser cannot show it
+  const token = ++shownQuery;
   const img = $("query-image");
-  const loaded = new Promise((resolve) => (img.onload = resolve));
+  const shown = new Promise((resolve) => {
+    img.onload = () => resolve(true);
+    img.onerror = () => {
+      showError("this browser cannot show that image: try a JPEG, PNG or WebP file");
+      resolve(false);
+    };
+  });
   if (objectUrl) img.src = objectUrl;
   else await showImage(img, apiUrl);
-  await loaded;
+  if (!(await shown) || token !== shownQuery) return false;
   setBox(null);
   $("drop-zone").hidden = true;
   $("cropper").hidden = false;
   $("query-actions").hidden = false;
+  return true;
 }
 
 function setBox(next) {
@@ -336,7 +348,9 @@ async function showCloseup(pinId) {
   $("closeup-crop").href = `/?pin=${encodeURIComponent(pin.pin_id)}`;
   showImage($("closeup-image"), pin.image_url).catch((error) => showError(error.message));
   const similar = new Feed($("similar"), $("similar-sentinel"), $("similar-status"), (hit) => hit.pin_id === pin.pin_id);
-  similar.reset((cursor) => json(`${path}/similar?k=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`));
+  similar.reset((cursor, signal) =>
+    json(`${path}/similar?k=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { signal }),
+  );
 }
 
 // ---- which view ------------------------------------------------------------------------------------------
