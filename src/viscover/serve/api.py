@@ -43,8 +43,8 @@ ERRORS = {
 }
 
 
-def service(request: Request) -> Service:
-    return request.app.state.service
+async def service(request: Request) -> Service:
+    return request.app.state.service  # async: a plain function would cost a thread-pool hop per request
 
 
 Shared = Annotated[Service, Depends(service)]

@@ -52,7 +52,7 @@ SERVER_TROUBLE = {
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="needed when the server has a key")
 
 
-def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> None:
+async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> None:
     """With VISCOVER_API_KEY set, a request must carry it in X-API-Key (compared in constant time)."""
     expected = request.app.state.service.settings.api_key
     given = (key or "").encode("utf-8", "surrogateescape")
