@@ -78,25 +78,16 @@ def pin_out(pin: Pin) -> PinOut:
 
 
 def hit_out(hit: SearchHit) -> HitOut:
-    pin = pin_out(hit.pin)
     return HitOut(
+        **pin_out(hit.pin).model_dump(),
         rank=hit.rank,
-        pin_id=hit.pin_id,
-        key=hit.key,
         source=hit.source,
         metric=hit.metric,
         distance=hit.distance,
         code_bits=hit.code_bits,
         similarity=hit.similarity,
         calibrated=hit.calibrated,
-        category=hit.pin.category,
-        description=hit.pin.description,
-        boards=list(hit.pin.boards),
         near_duplicates=list(hit.near_duplicates),
-        thumbnail_url=pin.thumbnail_url,
-        image_url=pin.image_url,
-        width=hit.pin.width,
-        height=hit.pin.height,
     )
 
 

@@ -35,24 +35,17 @@ class PinOut(BaseModel):
     thumbnail_url: str
 
 
-class HitOut(BaseModel):
+class HitOut(PinOut):
+    """A result: the pin, and how it was found."""
+
     rank: int
-    pin_id: str
-    key: int
     source: str = Field(description="visual (whole images) or object (scenes holding a similar object)")
     metric: str
     distance: float
     code_bits: int | None
     similarity: float = Field(description="in [0, 1]: 1 - d/bits for Hamming (see the README)")
     calibrated: bool
-    category: str | None
-    description: str
-    boards: list[str]
     near_duplicates: list[str]
-    thumbnail_url: str
-    image_url: str
-    width: int
-    height: int
 
 
 class QueryOut(BaseModel):
