@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.conftest import caltech_image
+from tests.conftest import COCO_MINI, caltech_image
 from tests.serve.conftest import LiveServer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -60,7 +60,8 @@ def top_category_is(page: Page, category: str) -> None:
 def test_upload_crop_drag_scroll_closeup_and_more_like_this(server: LiveServer, scene: Path, browser_page) -> None:
     page = browser_page
     searches: list[str] = []
-    page.on("request", lambda r: searches.append(r.url) if r.method == "POST" and "/v1/search" in r.url else None)
+    searching = ("/v1/search", "/v1/flashlight")
+    page.on("request", lambda r: searches.append(r.url) if r.method == "POST" and r.url.endswith(searching) else None)
     page.goto(server.url)
     page.wait_for_selector("#catalog .result")  # the catalog to pick from
     page.set_input_files("#file-input", str(scene))
@@ -161,3 +162,74 @@ def test_drop_paste_and_pick_a_pin_of_the_catalog(server: LiveServer, scene: Pat
     give("drop", caltech_image("pagoda", 25), "pagoda")
     give("paste", caltech_image("Leopards", 25), "Leopards")
     screenshot(page, "6-pasted")
+
+
+def test_flashlight_dots_chips_and_words(server: LiveServer, browser_page) -> None:
+    page = browser_page
+    room = COCO_MINI / "val2017" / "000000000139.jpg"  # a tv and chairs, in none of the catalog's classes
+    page.goto(server.url)
+    page.set_input_files("#file-input", str(room))
+    page.wait_for_selector("#query-dots .dot")
+    labels = page.eval_on_selector_all("#query-dots .dot", "dots => dots.map(d => d.dataset.label)")
+    assert {"tv", "chair"} <= set(labels)
+    screenshot(page, "7-dots")
+
+    # a dot searches its object's box
+    tv = page.locator('#query-dots .dot[data-label="tv"]').first
+    crop = tv.get_attribute("data-crop")
+    tv.click()
+    title_has = "([text]) => document.getElementById('results-title').textContent.includes(text)"
+    page.wait_for_function(title_has, arg=[crop])
+    assert page.locator("#crop-label").inner_text().split()[1] == crop
+
+    # an annotation chip narrows the results to its term; a second click shows them all again
+    page.wait_for_selector("#annotations .chip")
+    chip = page.locator("#annotations .chip").nth(1)
+    term = chip.get_attribute("data-term")
+    chip.click()
+    page.wait_for_function(
+        """([term]) => document.getElementById('results-title').textContent.includes(term)
+            && document.querySelectorAll('#results .result').length > 0
+            && [...document.querySelectorAll('#results .result')]
+                .every(c => c.dataset.category.toLowerCase() === term)""",
+        arg=[term],
+    )
+    assert page.locator(f'#annotations .chip.active[data-term="{term}"]').count() == 1
+    screenshot(page, "8-narrowed")
+    page.locator(f'#annotations .chip[data-term="{term}"]').click()
+    page.wait_for_function(
+        """() => !document.getElementById('results-title').textContent.includes('narrowed')
+            && new Set([...document.querySelectorAll('#results .result')].map(c => c.dataset.category)).size > 1"""
+    )
+
+    # keyword search from the box in the header
+    page.fill("#keywords", "pagoda")
+    page.press("#keywords", "Enter")
+    page.wait_for_function(
+        """() => document.getElementById('results-title').textContent.includes('pagoda')
+            && [...document.querySelectorAll('#results .result')].length === 6
+            && [...document.querySelectorAll('#results .result')].every(c => c.dataset.category === 'pagoda')"""
+    )
+    screenshot(page, "9-words")
+
+
+def test_a_closeup_shows_dots_that_open_a_search_of_their_box(server: LiveServer, client, browser_page) -> None:
+    page = browser_page
+    room = COCO_MINI / "val2017" / "000000000139.jpg"
+    added = client.post("/v1/pins", files={"image": ("room.jpg", room.read_bytes())}, data={"pin_id": "living-room"})
+    assert added.status_code == 201, added.text
+    try:
+        page.goto(f"{server.url}/pins/living-room")
+        page.wait_for_selector("#closeup-dots .dot")
+        screenshot(page, "10-closeup-dots")
+        dot = page.locator("#closeup-dots .dot").first
+        crop = dot.get_attribute("data-crop")
+        dot.click()
+        page.wait_for_url("**/?pin=living-room*")
+        page.wait_for_function(
+            "() => document.getElementById('results-title').textContent.includes('box')"
+            " && document.querySelectorAll('#results .result').length > 0"
+        )
+        assert page.locator("#crop-label").inner_text().split()[1] == crop  # the dot's box, exactly
+    finally:
+        client.delete("/v1/pins/living-room")

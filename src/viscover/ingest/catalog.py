@@ -24,7 +24,8 @@ import numpy as np
 from viscover.box import Box
 from viscover.errors import BadImageError, NotIndexedError, PinConflictError, StoredImageError, UnknownPinError
 from viscover.ingest.images import read_bytes
-from viscover.ingest.schema import LATEST, ModelKeyUpgrade, migrate, schema_version
+from viscover.ingest.schema import LATEST, ModelKeyUpgrade, migrate, schema_version, store_pin_terms
+from viscover.ingest.text import fts_query
 
 BUSY_TIMEOUT_MS = 10_000
 IN_CHUNK = 900  # values per `IN (...)` list: under every SQLite build's limit on bound parameters
@@ -168,6 +169,49 @@ class CatalogView:
     def categories(self) -> dict[int, str | None]:
         return dict(self._db.execute("SELECT key, category FROM pins ORDER BY key").fetchall())
 
+    # -- text ----------------------------------------------------------------------------------------
+
+    def term_counts(self, keys: Sequence[int], min_df: int) -> dict[int, dict[str, tuple[int, int]]]:
+        """Per pin, its terms that annotations may use, as term → (count in the pin, document frequency):
+        the dictionary's terms once `viscover terms` has built it, else every term in at least `min_df` pins."""
+        built = self._db.execute("SELECT 1 FROM dictionary_state").fetchone() is not None
+        usable = "t.id IN (SELECT term FROM dictionary)" if built else "t.df >= ?"
+        counts: dict[int, dict[str, tuple[int, int]]] = {}
+        for chunk in _chunks(keys):
+            args = [*chunk] if built else [*chunk, min_df]
+            rows = self._db.execute(
+                "SELECT pt.key, t.term, pt.count, t.df FROM pin_terms pt JOIN terms t ON t.id = pt.term "
+                f"WHERE pt.key IN ({_marks(chunk)}) AND {usable}",
+                args,
+            )
+            for key, term, count, df in rows:
+                counts.setdefault(key, {})[term] = (count, df)
+        return counts
+
+    def keys_with_term(self, term: str, keys: Sequence[int]) -> set[int]:
+        """Which of `keys` are pins whose text holds `term`."""
+        found: set[int] = set()
+        for chunk in _chunks(keys):
+            rows = self._db.execute(
+                "SELECT pt.key FROM pin_terms pt JOIN terms t ON t.id = pt.term "
+                f"WHERE t.term = ? AND pt.key IN ({_marks(chunk)})",
+                [term, *chunk],
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    def text_search(self, text: str, limit: int, offset: int = 0, any_word: bool = False) -> list[tuple[int, float]]:
+        """(pin key, BM25 score, higher is better) of the pins whose text matches the words, best first."""
+        query = fts_query(text, any_word)
+        if not query:
+            return []
+        rows = self._db.execute(
+            "SELECT rowid, -bm25(pin_text) AS score FROM pin_text WHERE pin_text MATCH ? "
+            "ORDER BY score DESC, rowid LIMIT ? OFFSET ?",
+            (query, limit, offset),
+        )
+        return [(key, float(score)) for key, score in rows]
+
     # -- features ------------------------------------------------------------------------------------
 
     def pins_without_features(self, model: str) -> list[Pin]:
@@ -230,6 +274,10 @@ class CatalogView:
             for query, args in queries
             for r in self._db.execute(query, args)
         ]
+
+    def was_detected(self, run: str, key: int) -> bool:
+        """Whether `run` has looked at the pin (it may have found nothing)."""
+        return self._db.execute("SELECT 1 FROM detected WHERE run = ? AND key = ?", (run, key)).fetchone() is not None
 
     def object_ids(self, run: str) -> np.ndarray:
         """Ids of every object of a run, in order (cheap: no vectors are read)."""
@@ -344,6 +392,7 @@ class Catalog(CatalogView):
                 ),
             )
             self._save_to_boards(cursor.lastrowid, pin.boards)
+            store_pin_terms(self._db, cursor.lastrowid, pin.description, pin.boards, pin.category)
             return self._one("SELECT * FROM pin_rows WHERE key = ?", (cursor.lastrowid,)), "added"
 
     def update(
@@ -367,7 +416,11 @@ class Catalog(CatalogView):
         if changes:
             assignments = ", ".join(f"{column} = ?" for column in changes)
             self._db.execute(f"UPDATE pins SET {assignments} WHERE key = ?", (*changes.values(), pin.key))
-        return "updated" if new_boards or changes else "unchanged"
+        if not (new_boards or changes):
+            return "unchanged"
+        text = changes.get("description", pin.description), changes.get("category", pin.category)
+        store_pin_terms(self._db, pin.key, text[0], (*pin.boards, *new_boards), text[1])
+        return "updated"
 
     def _save_to_boards(self, key: int, boards: Iterable[str]) -> None:
         for board in boards:
@@ -388,6 +441,15 @@ class Catalog(CatalogView):
             ]
             self._db.executemany("DELETE FROM pins WHERE key = ?", [(k,) for k in keys])
         return DeletedPins(keys, object_ids)
+
+    def build_dictionary(self, min_df: int) -> int:
+        """Fix the terms annotations may use: those in at least `min_df` pins now. Returns how many."""
+        with self._transaction():
+            self._db.execute("DELETE FROM dictionary")
+            self._db.execute("DELETE FROM dictionary_state")
+            self._db.execute("INSERT INTO dictionary (term) SELECT id FROM terms WHERE df >= ?", (min_df,))
+            self._db.execute("INSERT INTO dictionary_state (min_df, built_at) VALUES (?, ?)", (min_df, time.time()))
+            return self._db.execute("SELECT COUNT(*) FROM dictionary").fetchone()[0]
 
     # -- features ------------------------------------------------------------------------------------
 

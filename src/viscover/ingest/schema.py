@@ -7,10 +7,12 @@ from the same code.
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from viscover.errors import ViscoverError
+from viscover.ingest.text import pin_terms
 
 ModelKeyUpgrade = Callable[[str], str]  # a feature-space or object-run key without a weights digest → with one
 
@@ -115,7 +117,14 @@ CREATE VIEW pin_rows AS
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";\n") if s.strip()]
+    """The statements of a script, one by one (a trigger's body holds semicolons of its own)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return statements
 
 
 def _v1_release_layout(db: sqlite3.Connection, _upgrade: ModelKeyUpgrade | None) -> None:
@@ -141,7 +150,80 @@ def _v3_weights_digest_in_model_keys(db: sqlite3.Connection, upgrade: ModelKeyUp
         db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (upgrade(old), old))
 
 
-MIGRATIONS = (_v1_release_layout, _v2_stable_keys_and_boards, _v3_weights_digest_in_model_keys)
+# Version 4: the pins' text as terms (for annotations) and as a full-text index (for keyword search), both kept
+# in step with the pins inside the same transactions: terms by the catalog's writes, the rest by triggers.
+_V4 = """
+CREATE TABLE terms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    term TEXT NOT NULL UNIQUE,
+    df INTEGER NOT NULL DEFAULT 0          -- how many pins hold the term (kept by the triggers below)
+);
+CREATE TABLE pin_terms (
+    key INTEGER NOT NULL REFERENCES pins(key) ON DELETE CASCADE,
+    term INTEGER NOT NULL REFERENCES terms(id),
+    count INTEGER NOT NULL,
+    PRIMARY KEY (key, term)
+) WITHOUT ROWID;
+CREATE INDEX pin_terms_by_term ON pin_terms(term, key);
+CREATE TRIGGER pin_terms_added AFTER INSERT ON pin_terms BEGIN UPDATE terms SET df = df + 1 WHERE id = new.term; END;
+CREATE TRIGGER pin_terms_removed AFTER DELETE ON pin_terms BEGIN UPDATE terms SET df = df - 1 WHERE id = old.term; END;
+CREATE TABLE dictionary (                 -- the terms annotations use, once `viscover terms` has built it
+    term INTEGER PRIMARY KEY REFERENCES terms(id)
+);
+CREATE TABLE dictionary_state (min_df INTEGER NOT NULL, built_at REAL NOT NULL);
+CREATE VIRTUAL TABLE pin_text USING fts5(description, boards, category);
+INSERT INTO pin_text (rowid, description, boards, category)
+    SELECT key, description, (SELECT group_concat(value, ' ; ') FROM json_each(boards)), coalesce(category, '')
+    FROM pin_rows;
+CREATE TRIGGER pins_text_added AFTER INSERT ON pins BEGIN
+    INSERT INTO pin_text (rowid, description, boards, category)
+        VALUES (new.key, new.description, '', coalesce(new.category, ''));
+END;
+CREATE TRIGGER pins_text_changed AFTER UPDATE OF description, category ON pins BEGIN
+    UPDATE pin_text SET description = new.description, category = coalesce(new.category, '') WHERE rowid = new.key;
+END;
+CREATE TRIGGER pins_text_removed AFTER DELETE ON pins BEGIN
+    DELETE FROM pin_text WHERE rowid = old.key;
+END;
+CREATE TRIGGER pin_boards_text AFTER INSERT ON pin_boards BEGIN
+    UPDATE pin_text SET boards = (
+        SELECT group_concat(b.name, ' ; ') FROM pin_boards pb JOIN boards b ON b.id = pb.board WHERE pb.key = new.key
+    ) WHERE rowid = new.key;
+END;
+"""
+
+
+def _v4_pin_text(db: sqlite3.Connection, _upgrade: ModelKeyUpgrade | None) -> None:
+    if not db.execute("SELECT sqlite_compileoption_used('ENABLE_FTS5')").fetchone()[0]:
+        raise ViscoverError(
+            f"this Python's SQLite {sqlite3.sqlite_version} lacks FTS5 (full-text search): use a Python built with it"
+        )
+    for statement in _statements(_V4):
+        db.execute(statement)
+    for key, description, boards, category in db.execute(
+        "SELECT key, description, boards, category FROM pin_rows"
+    ).fetchall():
+        store_pin_terms(db, key, description, json.loads(boards), category)
+
+
+def store_pin_terms(
+    db: sqlite3.Connection, key: int, description: str, boards: Iterable[str], category: str | None
+) -> None:
+    """Replace a pin's term counts (the triggers keep document frequencies right); call inside the pin's
+    own transaction."""
+    db.execute("DELETE FROM pin_terms WHERE key = ?", (key,))
+    counts = pin_terms(description, boards, category)
+    if not counts:
+        return
+    db.executemany("INSERT OR IGNORE INTO terms (term) VALUES (?)", [(term,) for term in counts])
+    ids = dict(db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(counts))})", list(counts)))
+    db.executemany(
+        "INSERT INTO pin_terms (key, term, count) VALUES (?, ?, ?)",
+        [(key, ids[term], count) for term, count in counts.items()],
+    )
+
+
+MIGRATIONS = (_v1_release_layout, _v2_stable_keys_and_boards, _v3_weights_digest_in_model_keys, _v4_pin_text)
 LATEST = len(MIGRATIONS)
 
 

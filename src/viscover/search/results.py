@@ -59,11 +59,12 @@ def similarity(metric: str, distance: float, code_bits: int | None = None) -> fl
     return float(np.clip(value, 0.0, 1.0))
 
 
-def relative_scores(scores: Sequence[float]) -> list[float]:
-    """Similarities for scores with no natural scale (BM25, graph scores): each divided by the query's best,
-    so the best is 1. Hits built from them carry `calibrated=False`."""
-    best = max(scores, default=0.0)
-    return [float(score) / best if best > 0 else 0.0 for score in scores]
+def relative_scores(scores: Sequence[float], best: float | None = None) -> list[float]:
+    """Similarities for scores with no natural scale (BM25, graph scores): each divided by the query's best
+    (the best of `scores` unless given: a later page passes the first page's), so the best is 1. Hits built
+    from them carry `calibrated=False`."""
+    best = max(scores, default=0.0) if best is None else best
+    return [min(1.0, float(score) / best) if best > 0 else 0.0 for score in scores]
 
 
 def unit_vectors(vectors: np.ndarray, metric: str) -> np.ndarray:

@@ -29,7 +29,7 @@ from viscover.index import METRICS, Generation, IndexStore, VectorIndex, VisualI
 from viscover.ingest import CatalogReader, ObjectRun, Pin, StoredObject
 from viscover.ingest.images import decode_for_model
 from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
-from viscover.search.results import SearchHit, similarity, unit_vectors
+from viscover.search.results import SearchHit, relative_scores, similarity, unit_vectors
 from viscover.search.stream import ResultStream
 from viscover.threads import limit_threads
 
@@ -198,6 +198,25 @@ class Searcher:
                 object=nearest,
             )
             for rank, (key, (distance, nearest)) in enumerate(ranked, start=1)
+        ]
+
+    def search_text(self, words: str, k: int = 10, offset: int = 0, any_word: bool = False) -> list[SearchHit]:
+        """Keyword search over the pins' descriptions, boards and categories (BM25, SQLite FTS5). Every word
+        is searched as a word, never as query syntax; all must match unless `any_word`. BM25 has no fixed
+        scale: a hit's similarity is its score over the best one's (uncalibrated), its distance the score
+        negated (nearer is smaller, as for every source)."""
+        _check_k(k, self.settings.max_depth)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise BadArgumentError(f"offset must be a whole number, at least 0, got {offset!r}")
+        with self.catalog.snapshot():
+            found = self.catalog.text_search(words, k, offset, any_word)
+            top = found[:1] if offset == 0 else self.catalog.text_search(words, 1, 0, any_word)
+            pins = self.catalog.by_keys([key for key, _ in found])
+        found = [(key, score) for key, score in found if key in pins]
+        similarities = relative_scores([score for _, score in found], best=top[0][1] if top else None)
+        return [
+            SearchHit(rank, pins[key], "text", "bm25", -score, None, similarity, calibrated=False)
+            for rank, ((key, score), similarity) in enumerate(zip(found, similarities, strict=True), start=offset + 1)
         ]
 
     def pin(self, pin_id: str) -> Pin:

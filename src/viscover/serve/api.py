@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Annotated, Literal, TypeVar
 from urllib.parse import quote
 
@@ -16,19 +17,24 @@ from starlette.concurrency import run_in_threadpool
 from viscover.box import Box
 from viscover.detect import dominant_object
 from viscover.errors import BadArgumentError, ViscoverError
+from viscover.flashlight import Dot
 from viscover.ingest import Pin, decode_image
 from viscover.search import BytesQuery, PinQuery, SearchHit
 from viscover.search import Query as SearchQuery
 from viscover.serve.schemas import (
     AddedPinOut,
+    AnnotationOut,
     DetectionsOut,
+    DotOut,
     ErrorOut,
+    FlashlightOut,
     HitOut,
     ObjectOut,
     PinOut,
     PinsPage,
     QueryOut,
     SearchPage,
+    TextPage,
 )
 from viscover.serve.service import Cursor, Page, Service
 
@@ -91,7 +97,7 @@ def hit_out(hit: SearchHit) -> HitOut:
     )
 
 
-def page_out(page: Page, query: SearchQuery | None) -> SearchPage:
+def page_out(page: Page, query: SearchQuery | None, term: str | None) -> SearchPage:
     """A page as the API answers it; `query` is None for a cursor's page of an upload."""
     crop = query.crop if query is not None else None
     return SearchPage(
@@ -103,7 +109,20 @@ def page_out(page: Page, query: SearchQuery | None) -> SearchPage:
             crop=str(crop) if crop else None,
         ),
         generation=page.generation,
+        annotations=None if page.annotations is None else [AnnotationOut(**asdict(a)) for a in page.annotations],
+        term=term,
     )
+
+
+async def query_of(image: UploadFile | None, pin_id: str | None, crop: str | None) -> SearchQuery:
+    """The query a form describes: an uploaded image or a pin, and an optional crop."""
+    with blame("crop"):
+        box = Box.parse(crop) if crop else None
+    with blame("image" if pin_id is None else "pin_id"):
+        one_source(image, pin_id)
+    if pin_id is not None:
+        return PinQuery(pin_id, box)
+    return BytesQuery(await upload_bytes(image), box, image.filename or "upload")
 
 
 async def upload_bytes(upload: UploadFile) -> bytes:
@@ -130,22 +149,58 @@ async def search(
     k: Annotated[int | None, Form(ge=1, le=100, description="results per page")] = None,
     metric: Annotated[Metric, Form(description="hamming (binary codes) or l2/l1 (raw features)")] = "hamming",
     cursor: Annotated[str | None, Form(description="next_cursor of the previous page")] = None,
+    term: Annotated[str | None, Form(max_length=200, description="narrow to pins carrying this annotation")] = None,
 ) -> SearchPage:
     with blame("cursor"):
         after = Cursor.decode(cursor, shared.secret) if cursor else None
-    query = None
-    if after is None:  # a cursor carries its query: the image is not sent again
-        with blame("crop"):
-            box = Box.parse(crop) if crop else None
-        with blame("image" if pin_id is None else "pin_id"):
-            one_source(image, pin_id)
-        query = (
-            PinQuery(pin_id, box) if pin_id else BytesQuery(await upload_bytes(image), box, image.filename or "upload")
-        )
+    # a cursor carries its query (the image is not sent again) and its term
+    query = None if after else await query_of(image, pin_id, crop)
     field = "cursor" if after else "image" if image is not None else "pin_id"
     with blame(field):
-        page = await run(shared.search, query, k or shared.settings.page_size, metric, after)
-    return page_out(page, after.query if after else query)
+        page = await run(shared.search, query, k or shared.settings.page_size, metric, after, term or None)
+    return page_out(page, after.query if after else query, after.term if after else term or None)
+
+
+@router.post("/flashlight", response_model=FlashlightOut, summary="Results, annotations and object dots at once")
+async def flashlight(
+    shared: Shared,
+    image: Annotated[UploadFile | None, File(description="the query image")] = None,
+    pin_id: Annotated[str | None, Form(pattern=PIN_ID, max_length=256, description="or a catalog pin")] = None,
+    crop: Annotated[str | None, Form(description="x,y,w,h in the original image's pixels (no dots then)")] = None,
+    k: Annotated[int | None, Form(ge=1, le=100, description="results per page")] = None,
+) -> FlashlightOut:
+    query = await query_of(image, pin_id, crop)
+    with blame("image" if pin_id is None else "pin_id"):
+        page = await run(shared.search, query, k or shared.settings.page_size, "hamming")
+        dots = await run(shared.flashlight.dots, query) if shared.settings.dots and not crop else None
+    return FlashlightOut(page=page_out(page, query, None), dots=None if dots is None else [dot_out(d) for d in dots])
+
+
+def dot_out(dot: Dot) -> DotOut:
+    box = dot.box
+    return DotOut(
+        box=list(box),
+        crop=str(Box(*(round(v) for v in box))),
+        label=dot.label,
+        score=dot.score,
+        similarity=dot.similarity,
+        annotation=dot.annotation,
+        conformity=dot.conformity,
+        shown=dot.shown,
+    )
+
+
+@router.get("/search/text", response_model=TextPage, summary="Keyword search over the pins' text (BM25)")
+def search_text(
+    shared: Shared,
+    q: Annotated[str, Query(min_length=1, max_length=500, description="words; every one must match")],
+    k: Annotated[int | None, Query(ge=1, le=100)] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+    any_word: Annotated[bool, Query(description="match pins with any of the words instead")] = False,
+) -> TextPage:
+    k = k or shared.settings.page_size
+    hits = shared.searcher.search_text(q, k + 1, offset, any_word)
+    return TextPage(results=[hit_out(h) for h in hits[:k]], next_offset=offset + k if len(hits) > k else None)
 
 
 @router.get("/pins", response_model=PinsPage, summary="Catalog pins in key order, a page at a time")
@@ -173,14 +228,15 @@ def similar(
     k: Annotated[int | None, Query(ge=1, le=100)] = None,
     metric: Annotated[Metric, Query()] = "hamming",
     cursor: Annotated[str | None, Query()] = None,
+    term: Annotated[str | None, Query(max_length=200, description="narrow to pins carrying this annotation")] = None,
 ) -> SearchPage:
     with blame("cursor"):
         after = Cursor.decode(cursor, shared.secret) if cursor else None
         if after is not None and after.query != PinQuery(pin_id):
             raise BadArgumentError(f"cursor: it continues another query than pins like {pin_id!r}")
     with blame("pin_id"):
-        page = shared.search(PinQuery(pin_id), k or shared.settings.page_size, metric, after)
-    return page_out(page, PinQuery(pin_id))
+        page = shared.search(PinQuery(pin_id), k or shared.settings.page_size, metric, after, term or None)
+    return page_out(page, PinQuery(pin_id), after.term if after else term or None)
 
 
 @router.get("/pins/{pin_id}/image", summary="The pin's image as stored", response_class=Response)

@@ -54,11 +54,41 @@ class QueryOut(BaseModel):
     crop: str | None = Field(None, description="x,y,w,h in the original image's pixels")
 
 
+class AnnotationOut(BaseModel):
+    term: str = Field(description="click it: the same search narrowed to pins carrying it (`term`)")
+    score: float = Field(description="mean tf-idf of the term per result pin (see the README)")
+
+
 class SearchPage(BaseModel):
     results: list[HitOut]
     next_cursor: str | None = Field(description="pass it back as `cursor` for the next page; null at the end")
     query: QueryOut
     generation: int = Field(description="the index generation that answered")
+    annotations: list[AnnotationOut] | None = Field(
+        None, description="the results' annotations (first pages only; not narrowed)"
+    )
+    term: str | None = Field(None, description="the annotation the results are narrowed to")
+
+
+class DotOut(BaseModel):
+    box: list[float] = Field(description="the detected object: x0, y0, x1, y1 in the image's pixels")
+    crop: str = Field(description="the box as a crop (x,y,w,h) to search it")
+    label: str
+    score: float = Field(description="the detector's confidence")
+    similarity: float = Field(description="similarity of the box's top visual result")
+    annotation: float = Field(description="score of the box's top annotation")
+    conformity: float = Field(description="largest share of the box's results with one category")
+    shown: bool = Field(description="whether every signal passed its threshold: show it as a dot")
+
+
+class FlashlightOut(BaseModel):
+    page: SearchPage
+    dots: list[DotOut] | None = Field(description="objects found in the image (null for a crop or with dots off)")
+
+
+class TextPage(BaseModel):
+    results: list[HitOut]
+    next_offset: int | None = Field(description="pass it back as `offset` for the next page; null at the end")
 
 
 class PinsPage(BaseModel):

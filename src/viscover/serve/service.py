@@ -23,6 +23,7 @@ from PIL import Image
 from viscover.box import Box
 from viscover.config import Settings
 from viscover.errors import BadArgumentError, ExpiredCursorError, ViscoverError
+from viscover.flashlight import Annotation, Flashlight
 from viscover.ingest import Pin, decode_for_model
 from viscover.search import BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit, Snapshot
 from viscover.search.stream import ResultStream
@@ -70,6 +71,7 @@ class Cursor:
     pin_id: str
     query_pin: str | None = None
     query_crop: tuple[float, float, float, float] | None = None
+    term: str | None = None  # the annotation the results are narrowed to
 
     def encode(self, secret: bytes) -> str:
         payload = base64.urlsafe_b64encode(json.dumps(dataclasses.astuple(self)).encode()).decode().rstrip("=")
@@ -105,6 +107,7 @@ class Page:
     next_cursor: str | None
     digest: str
     generation: int
+    annotations: list[Annotation] | None  # on a query's first page
 
 
 class Service:
@@ -115,6 +118,7 @@ class Service:
         # Queries are uploads: decoding one may not take more pixels than an upload may have.
         limit = min(settings.max_image_pixels, settings.max_upload_pixels)
         self.searcher = Searcher(settings.model_copy(update={"max_image_pixels": limit}))
+        self.flashlight = Flashlight(self.searcher)
         # Uploads and deletes are written beside searches: give them the serving path's thread count.
         self.writer = Engine(settings.model_copy(update={"batch_threads": settings.search_threads}))
         self.images = threading.BoundedSemaphore(settings.image_workers)  # decodes + embeddings at once
@@ -142,13 +146,16 @@ class Service:
 
     # -- paged search ------------------------------------------------------------------------------------
 
-    def search(self, query: Query | None, k: int, metric: str, cursor: Cursor | None = None) -> Page:
+    def search(
+        self, query: Query | None, k: int, metric: str, cursor: Cursor | None = None, term: str | None = None
+    ) -> Page:
         """A page of results for a query, or for the query a cursor continues (then `query` may be None, and
-        the cursor's metric rules)."""
+        the cursor's metric and term rule), narrowed to pins carrying `term` when one is given. A first page
+        also has the annotations of the (unnarrowed) results."""
         snapshot = self.searcher.snapshot()
         visual = self.searcher.require_index(snapshot.visual)
         if cursor is not None:
-            digest, metric, query = cursor.digest, cursor.metric, cursor.query
+            digest, metric, query, term = cursor.digest, cursor.metric, cursor.query, cursor.term
         else:
             digest = query_digest(query)
         vector = self._vectors.get((digest, visual.model))
@@ -162,7 +169,14 @@ class Service:
             self._vectors.put((digest, visual.model), vector)
         stream = self._stream(snapshot, digest, visual.model, metric, vector)
         start = stream.position_after(cursor.distance, cursor.key) if cursor else 0
-        hits = stream.hits(start, k + 1)  # one more, to know whether another page follows
+        if term:
+            hits, _ = self.flashlight.narrowed(stream, term, start, k + 1)
+        else:
+            hits = stream.hits(start, k + 1)  # one more, to know whether another page follows
+        annotations = None
+        if cursor is None:
+            own = self.searcher.pin(query.pin_id).key if isinstance(query, PinQuery) else None
+            annotations = self.flashlight.annotations(stream.hits(0, self.settings.annotation_depth + 1), own)
         next_cursor = None
         if len(hits) > k:
             hits, last = hits[:k], hits[k - 1]
@@ -175,8 +189,9 @@ class Service:
                 last.pin_id,
                 pin_query.pin_id if pin_query else None,
                 tuple(pin_query.crop) if pin_query and pin_query.crop else None,
+                term,
             ).encode(self.secret)
-        return Page(hits, next_cursor, digest, snapshot.generation.number)
+        return Page(hits, next_cursor, digest, snapshot.generation.number, annotations)
 
     def _stream(self, snapshot: Snapshot, digest: str, model: str, metric: str, vector: np.ndarray) -> ResultStream:
         """The query's result stream in this generation; streams of older generations are let go (each holds

@@ -100,9 +100,10 @@ function card(item, { onClick = null } = {}) {
 }
 
 class Feed {
-  // fetchPage(cursor) → {results, next_cursor}; pages of a newer reset() make older answers stale.
-  constructor(grid, sentinel, status, skip = () => false) {
-    Object.assign(this, { grid, sentinel, status, skip, token: 0, fetchPage: null });
+  // fetchPage(cursor, signal) → {results, next_cursor, annotations?}; pages of a newer reset() make older
+  // answers stale; onPage(page) sees every page that is shown (annotations come with first pages).
+  constructor(grid, sentinel, status, { skip = () => false, onPage = () => {} } = {}) {
+    Object.assign(this, { grid, sentinel, status, skip, onPage, token: 0, fetchPage: null });
     new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && this.more()).observe(sentinel);
   }
 
@@ -123,6 +124,7 @@ class Feed {
     try {
       const page = await this.fetchPage(this.cursor, this.aborter.signal);
       if (token !== this.token) return;
+      this.onPage(page);
       this.grid.append(...page.results.filter((hit) => !this.skip(hit)).map((hit) => card(hit)));
       this.cursor = page.next_cursor;
       this.done = !page.next_cursor;
@@ -141,31 +143,103 @@ class Feed {
   }
 }
 
+// ---- annotations and dots ------------------------------------------------------------------------------
+
+// Annotation chips: a click narrows the results to pins carrying the term; a second click clears it.
+function showChips(element, annotations, active, choose) {
+  if (!annotations) return; // pages after the first keep the chips they have
+  element.replaceChildren(
+    ...annotations.map((annotation) => {
+      const chip = document.createElement("button");
+      chip.type = "button";
+      chip.className = annotation.term === active ? "chip active" : "chip";
+      chip.dataset.term = annotation.term;
+      chip.textContent = annotation.term;
+      chip.title = `tf-idf ${annotation.score.toFixed(2)}: ${annotation.term === active ? "show all again" : "narrow to it"}`;
+      chip.addEventListener("click", () => choose(annotation.term === active ? null : annotation.term));
+      return chip;
+    }),
+  );
+}
+
+// Object dots over an image: where the detector found an object visual search is confident about.
+function showDots(layer, img, dots, open) {
+  layer.replaceChildren(
+    ...(dots || [])
+      .filter((dot) => dot.shown)
+      .map((dot) => {
+        const [x0, y0, x1, y1] = dot.box;
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "dot";
+        button.dataset.label = dot.label;
+        button.dataset.crop = dot.crop;
+        button.title = `${dot.label}: search this object`;
+        button.style.left = `${(100 * (x0 + x1)) / 2 / img.naturalWidth}%`;
+        button.style.top = `${(100 * (y0 + y1)) / 2 / img.naturalHeight}%`;
+        button.addEventListener("pointerdown", (event) => event.stopPropagation()); // not a new crop box
+        button.addEventListener("click", () => open(dot));
+        return button;
+      }),
+  );
+}
+
 // ---- the search view ------------------------------------------------------------------------------------
 
-const query = { file: null, pinId: null, crop: null };
+const query = { file: null, pinId: null, crop: null, term: null };
 let box = null; // the crop box in screen pixels over the query image: {x, y, w, h}
 let drag = null;
 let timer = null;
-const results = new Feed($("results"), $("results-sentinel"), $("results-status"));
+const results = new Feed($("results"), $("results-sentinel"), $("results-status"), {
+  onPage: (page) => showChips($("annotations"), page.annotations, query.term, narrow),
+});
 
-function searchPage(cursor, signal) {
+async function searchPage(cursor, signal) {
   const form = new FormData();
   form.set("k", PAGE);
   if (cursor) {
-    form.set("cursor", cursor); // the server keeps the query's vector: nothing is sent again
-  } else {
-    if (query.file) form.set("image", query.file);
-    else form.set("pin_id", query.pinId);
-    if (query.crop) form.set("crop", query.crop);
+    form.set("cursor", cursor); // the server keeps the query's vector (and term): nothing is sent again
+    return json("/v1/search", { method: "POST", body: form, signal });
   }
-  return json("/v1/search", { method: "POST", body: form, signal });
+  if (query.file) form.set("image", query.file);
+  else form.set("pin_id", query.pinId);
+  if (query.crop) form.set("crop", query.crop);
+  if (query.term) {
+    form.set("term", query.term);
+    return json("/v1/search", { method: "POST", body: form, signal });
+  }
+  const answer = await json("/v1/flashlight", { method: "POST", body: form, signal }); // results and dots
+  if (answer.dots) showDots($("query-dots"), $("query-image"), answer.dots, searchDot);
+  return answer.page;
 }
 
 function search() {
   $("results-panel").hidden = false;
-  $("results-title").textContent = query.crop ? `Results for the box ${query.crop}` : "Results";
+  $("annotations").hidden = false;
+  const what = query.crop ? `Results for the box ${query.crop}` : "Results";
+  $("results-title").textContent = query.term ? `${what}, narrowed to “${query.term}”` : what;
+  if (!query.term) $("annotations").replaceChildren(); // a new query's chips come with its first page
   results.reset(searchPage);
+}
+
+function narrow(term) {
+  query.term = term;
+  for (const chip of $("annotations").children) chip.classList.toggle("active", chip.dataset.term === term);
+  search();
+}
+
+function searchDot(dot) {
+  showCrop(dot.crop);
+  Object.assign(query, { crop: dot.crop, term: null });
+  search();
+}
+
+function showCrop(crop) {
+  // a box given in the image's pixels (a dot's), drawn over it; it keeps its exact text
+  const img = $("query-image");
+  const [x, y, w, h] = crop.split(",").map(Number);
+  const scale = img.clientWidth / img.naturalWidth;
+  setBox({ x: x * scale, y: y * scale, w: w * scale, h: h * scale, crop });
 }
 
 async function useFile(file) {
@@ -173,15 +247,20 @@ async function useFile(file) {
     showError("that is not an image file");
     return;
   }
-  Object.assign(query, { file, pinId: null, crop: null });
+  Object.assign(query, { file, pinId: null, crop: null, term: null });
   history.replaceState(null, "", "/");
   if (await showQuery(URL.createObjectURL(file))) search();
 }
 
-async function usePin(pinId) {
-  Object.assign(query, { file: null, pinId, crop: null });
+async function usePin(pinId, crop = null) {
+  Object.assign(query, { file: null, pinId, crop: null, term: null });
   history.replaceState(null, "", `/?pin=${encodeURIComponent(pinId)}`);
-  if (await showQuery(null, `/v1/pins/${encodeURIComponent(pinId)}/image`)) search();
+  if (!(await showQuery(null, `/v1/pins/${encodeURIComponent(pinId)}/image`))) return;
+  if (crop) {
+    showCrop(crop); // a dot clicked on a closeup: its box, over this image
+    query.crop = crop;
+  }
+  search();
 }
 
 let shownQuery = 0;
@@ -200,6 +279,7 @@ async function showQuery(objectUrl, apiUrl) {
   else await showImage(img, apiUrl);
   if (!(await shown) || token !== shownQuery) return false;
   setBox(null);
+  $("query-dots").replaceChildren();
   $("drop-zone").hidden = true;
   $("cropper").hidden = false;
   $("query-actions").hidden = false;
@@ -215,7 +295,8 @@ function setBox(next) {
 }
 
 function cropText() {
-  // screen pixels → the original image's pixels, clamped inside it
+  // screen pixels → the original image's pixels, clamped inside it (a box from a dot keeps its own)
+  if (box.crop) return box.crop;
   const img = $("query-image");
   const scale = img.naturalWidth / img.clientWidth;
   const x = Math.max(0, Math.round(box.x * scale));
@@ -283,7 +364,7 @@ $("cropper").addEventListener("pointerup", () => {
 function searchBox() {
   const crop = box ? cropText() : null;
   if (crop === query.crop) return; // already showing results for this box
-  query.crop = crop;
+  Object.assign(query, { crop, term: null });
   search();
 }
 
@@ -312,6 +393,29 @@ document.addEventListener("paste", (event) => {
   const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
   if (item) useFile(item.getAsFile());
 });
+
+$("keyword-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const words = $("keywords").value.trim();
+  if (!words) return;
+  if (location.pathname !== "/") {
+    location.href = `/?q=${encodeURIComponent(words)}`;
+    return;
+  }
+  searchWords(words);
+});
+
+function searchWords(words) {
+  history.replaceState(null, "", `/?q=${encodeURIComponent(words)}`);
+  $("results-panel").hidden = false;
+  $("annotations").hidden = true;
+  $("results-title").textContent = `Pins matching “${words}”`;
+  results.reset(async (cursor, signal) => {
+    const offset = cursor || 0;
+    const page = await json(`/v1/search/text?q=${encodeURIComponent(words)}&k=${PAGE}&offset=${offset}`, { signal });
+    return { results: page.results, next_cursor: page.next_offset };
+  });
+}
 
 let catalogAfter = 0;
 async function moreCatalog() {
@@ -346,11 +450,32 @@ async function showCloseup(pinId) {
   $("closeup-size").textContent = `${pin.width} × ${pin.height} pixels`;
   $("closeup-image").alt = pin.description || pin.category || pin.pin_id;
   $("closeup-crop").href = `/?pin=${encodeURIComponent(pin.pin_id)}`;
-  showImage($("closeup-image"), pin.image_url).catch((error) => showError(error.message));
-  const similar = new Feed($("similar"), $("similar-sentinel"), $("similar-status"), (hit) => hit.pin_id === pin.pin_id);
-  similar.reset((cursor, signal) =>
-    json(`${path}/similar?k=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { signal }),
-  );
+  const img = $("closeup-image");
+  const shown = new Promise((resolve) => (img.onload = resolve));
+  showImage(img, pin.image_url).catch((error) => showError(error.message));
+  let term = null;
+  const similar = new Feed($("similar"), $("similar-sentinel"), $("similar-status"), {
+    skip: (hit) => hit.pin_id === pin.pin_id,
+    onPage: (page) => showChips($("similar-annotations"), page.annotations, term, (chosen) => {
+      term = chosen;
+      similar.reset(similarPage);
+    }),
+  });
+  const similarPage = (cursor, signal) => {
+    const narrowed = term && !cursor ? `&term=${encodeURIComponent(term)}` : "";
+    return json(`${path}/similar?k=${PAGE}${narrowed}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, {
+      signal,
+    });
+  };
+  similar.reset(similarPage);
+  // the closeup's dots: each opens a search of that object's box
+  const form = new FormData();
+  form.set("pin_id", pin.pin_id);
+  form.set("k", 1);
+  const [answer] = await Promise.all([json("/v1/flashlight", { method: "POST", body: form }), shown]);
+  showDots($("closeup-dots"), img, answer.dots, (dot) => {
+    location.href = `/?pin=${encodeURIComponent(pin.pin_id)}&crop=${dot.crop}`;
+  });
 }
 
 // ---- which view ------------------------------------------------------------------------------------------
@@ -360,6 +485,10 @@ if (location.pathname.startsWith("/pins/")) {
 } else {
   $("search-view").hidden = false;
   moreCatalog();
-  const pin = new URLSearchParams(location.search).get("pin");
-  if (pin) usePin(pin);
+  const params = new URLSearchParams(location.search);
+  if (params.get("pin")) usePin(params.get("pin"), params.get("crop"));
+  else if (params.get("q")) {
+    $("keywords").value = params.get("q");
+    searchWords(params.get("q"));
+  }
 }

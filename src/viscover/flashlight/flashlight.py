@@ -1,0 +1,193 @@
+"""Flashlight (section 7) over the read path: results for a photo, a crop or an object, their annotations, the
+object dots worth showing, and results narrowed to an annotation.
+
+A dot is an object the detector found *and* visual search is confident about (Table 5): each box is searched
+(all boxes in one batch), and three signals of its results must pass their thresholds besides the detector's
+score: the top result's similarity, the top annotation's score, and category conformity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from viscover.box import Box
+from viscover.detect import Detection
+from viscover.flashlight.annotations import Annotation, annotate, conformity
+from viscover.ingest import Pin, decode_image
+from viscover.search import BytesQuery, ImageQuery, PinQuery, Query, Searcher, SearchHit
+from viscover.search.stream import ResultStream
+from viscover.storage import atomic_path
+
+THRESHOLDS_FILE = "flashlight/dots.json"
+THRESHOLDS_VERSION = 1
+NARROW_CHUNK = 50  # results read at a time while narrowing to a term
+
+
+@dataclass(frozen=True)
+class DotThresholds:
+    """The least each signal must reach for a detected box to be shown as a dot."""
+
+    detector: float
+    similarity: float
+    annotation: float
+    conformity: float
+
+    def passes(self, dot: Dot) -> bool:
+        return (
+            dot.score >= self.detector
+            and dot.similarity >= self.similarity
+            and dot.annotation >= self.annotation
+            and dot.conformity >= self.conformity
+        )
+
+
+@dataclass(frozen=True)
+class Dot:
+    """A detected box with the signals of its visual search, and whether it passed the thresholds."""
+
+    box: Box
+    label: str
+    score: float  # the detector's
+    similarity: float  # of the box's top result
+    annotation: float  # score of the box's top annotation (0 without any)
+    conformity: float  # largest share of the box's results with one category
+    shown: bool
+
+
+@dataclass(frozen=True)
+class Look:
+    """What Flashlight shows for a query: results, their annotations, and the dots (None for a crop)."""
+
+    hits: list[SearchHit]
+    annotations: list[Annotation]
+    dots: list[Dot] | None
+
+
+class Flashlight:
+    """Flashlight over one shared `Searcher`; as thread-safe as the searcher."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+        self.settings = searcher.settings
+
+    # -- annotations ---------------------------------------------------------------------------------------
+
+    def annotations(self, hits: Sequence[SearchHit], exclude_key: int | None = None) -> list[Annotation]:
+        """The annotations of a result list: its top `annotation_depth` pins but the query's own."""
+        settings = self.settings
+        shown = [hit for hit in hits if hit.key != exclude_key][: settings.annotation_depth]
+        terms = self.searcher.catalog.term_counts([hit.key for hit in shown], settings.annotation_min_df)
+        pins = len(self.searcher.catalog)
+        return annotate(shown, terms, pins, settings.annotation_method, settings.annotation_count)
+
+    def narrowed(self, stream: ResultStream, term: str, start: int, count: int) -> tuple[list[SearchHit], int]:
+        """Up to `count` results from position `start` of `stream` whose pins carry `term`, in visual order,
+        and the position the next page starts from (reading deeper as needed, up to the depth cap)."""
+        found: list[SearchHit] = []
+        position = start
+        while len(found) < count:
+            chunk = stream.hits(position, NARROW_CHUNK)
+            if not chunk:
+                break
+            carrying = self.searcher.catalog.keys_with_term(term, [hit.key for hit in chunk])
+            for hit in chunk:
+                position += 1
+                if hit.key in carrying:
+                    found.append(hit)
+                    if len(found) == count:
+                        break
+        return found, position
+
+    # -- dots ----------------------------------------------------------------------------------------------
+
+    @property
+    def thresholds(self) -> DotThresholds:
+        """This home's thresholds as `viscover eval dots --apply` wrote them, else the settings'."""
+        path = self.settings.home / THRESHOLDS_FILE
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved.get("version") == THRESHOLDS_VERSION:
+                return DotThresholds(**saved["thresholds"])
+        s = self.settings
+        return DotThresholds(s.dot_min_detector, s.dot_min_similarity, s.dot_min_annotation, s.dot_min_conformity)
+
+    def dots(self, query: Query) -> list[Dot]:
+        """The query's detected objects (stored ones for a catalog pin, the detector's for an image), each
+        searched, all in one batch, and judged by the thresholds."""
+        thresholds = self.thresholds
+        own = self.searcher.pin(query.pin_id) if isinstance(query, PinQuery) else None
+        found = [d for d in self._detections(query, own) if d.score >= thresholds.detector]
+        if not found:
+            return []
+        size = (own.width, own.height) if own else self._image(query).size
+        boxes = [d.box.padded(self.settings.object_context, *size) for d in found]
+        depth = self.settings.annotation_depth
+        results = self.searcher.search_many([_cropped(query, box) for box in boxes], k=depth + 1)
+        dots = []
+        for detection, hits in zip(found, results, strict=True):
+            hits = [hit for hit in hits if own is None or hit.key != own.key][:depth]
+            annotations = self.annotations(hits)
+            dot = Dot(
+                detection.box,
+                detection.label,
+                detection.score,
+                hits[0].similarity if hits else 0.0,
+                annotations[0].score if annotations else 0.0,
+                conformity(hits),
+                shown=False,
+            )
+            dots.append(dataclasses.replace(dot, shown=thresholds.passes(dot)))
+        return dots
+
+    def look(self, query: Query, k: int = 20, dots: bool | None = None) -> Look:
+        """Results, annotations and (for whole images, when dots are on) dots for one query."""
+        own = self.searcher.pin(query.pin_id).key if isinstance(query, PinQuery) else None
+        hits = self.searcher.search(query, max(k, self.settings.annotation_depth + 1))
+        want_dots = self.settings.dots if dots is None else dots
+        return Look(
+            hits[:k],
+            self.annotations(hits, exclude_key=own),
+            self.dots(query) if want_dots and query.crop is None else None,
+        )
+
+    def _detections(self, query: Query, own: Pin | None) -> list[Detection]:
+        """A catalog pin's objects as `viscover objects` stored them; otherwise the detector's."""
+        objects = self.searcher.snapshot().objects
+        if own is not None and objects is not None and self.searcher.catalog.was_detected(objects.model, own.key):
+            return [
+                Detection(o.box, o.label, o.score) for o in self.searcher.catalog.objects(objects.model, key=own.key)
+            ]
+        return self.searcher.detector().detect(self._image(query), self.thresholds.detector)
+
+    def _image(self, query: Query) -> Image.Image:
+        """The query's full-size image (boxes are in its pixels)."""
+        if isinstance(query, ImageQuery):
+            return query.image.convert("RGB")
+        if isinstance(query, PinQuery):
+            pin = self.searcher.pin(query.pin_id)
+            return decode_image(pin.image_bytes(self.settings.fetch_timeout_s), pin.pin_id).image
+        return decode_image(query.data, query.name, self.settings.max_image_pixels).image
+
+
+def _cropped(query: Query, box: Box) -> Query:
+    if isinstance(query, PinQuery):
+        return PinQuery(query.pin_id, box)
+    if isinstance(query, BytesQuery):
+        return BytesQuery(query.data, box, query.name)
+    return ImageQuery(query.image, box)
+
+
+def write_thresholds(home: Path, thresholds: DotThresholds, evaluation: str) -> Path:
+    """Save this home's dot thresholds (what `eval dots --apply` does), versioned, atomically."""
+    path = home / THRESHOLDS_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(
+            json.dumps({"version": THRESHOLDS_VERSION, "thresholds": asdict(thresholds), "evaluation": evaluation})
+        )
+    return path

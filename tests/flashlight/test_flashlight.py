@@ -1,0 +1,103 @@
+"""Flashlight: the arithmetic of annotations and conformity on hand-made result lists, the dot filter, and
+annotations, narrowing and dots on real catalogs and the real models."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import COCO_MINI, caltech_image
+from viscover import Box, BytesQuery, Engine, PinQuery, Searcher
+from viscover.flashlight import Annotation, Dot, DotThresholds, Flashlight, annotate, conformity, idf, write_thresholds
+from viscover.ingest import Pin
+from viscover.search import SearchHit, index_objects
+
+
+def hit(key: int, category: str | None, similarity: float = 1.0) -> SearchHit:
+    pin = Pin(f"p{key}", f"/x/{key}.jpg", f"s{key}", 10, 10, "", (), category, key)
+    return SearchHit(key, pin, "visual", "hamming", 0.0, 256, similarity)
+
+
+def test_tf_idf_aggregation_by_hand() -> None:
+    hits = [hit(1, "a"), hit(2, "a", 0.5)]
+    terms = {1: {"red": (2, 3), "shirt": (1, 9)}, 2: {"red": (1, 3)}}
+    pins = 9
+    red, shirt = idf(3, pins), idf(9, pins)
+    assert red == pytest.approx(math.log(10 / 4) + 1) and shirt == pytest.approx(1.0)
+    assert annotate(hits, terms, pins) == [Annotation("red", (2 + 1) * red / 2), Annotation("shirt", shirt / 2)]
+    weighted = annotate(hits, terms, pins, method="similarity")
+    assert weighted[0] == Annotation("red", (1.0 * 2 + 0.5 * 1) * red / 1.5)
+    assert annotate(hits, terms, pins, count=1) == [Annotation("red", 3 * red / 2)]
+    assert annotate([], terms, pins) == []
+
+
+def test_a_phrase_hides_the_words_inside_it_but_not_the_reverse() -> None:
+    terms = {1: {"navy blue shirt": (1, 1), "blue shirt": (1, 1), "shirt": (3, 1), "navy": (1, 2), "hat": (1, 2)}}
+    assert [a.term for a in annotate([hit(1, None)], terms, 10)] == ["shirt", "navy blue shirt", "hat"]
+
+
+def test_conformity_is_the_largest_category_share_among_categorized_results() -> None:
+    assert conformity([hit(1, "a"), hit(2, "a"), hit(3, "b"), hit(4, None)]) == pytest.approx(2 / 3)
+    assert conformity([hit(1, None)]) == 0.0 and conformity([]) == 0.0
+
+
+def test_a_dot_whose_results_disagree_on_category_is_dropped() -> None:
+    thresholds = DotThresholds(detector=0.5, similarity=0.6, annotation=1.0, conformity=0.8)
+    confident = Dot(Box(0, 0, 10, 10), "chair", 0.9, 0.8, 2.0, 0.9, False)
+    mixed = Dot(Box(0, 0, 10, 10), "chair", 0.9, 0.8, 2.0, conformity([hit(1, "a"), hit(2, "b"), hit(3, "c")]), False)
+    assert thresholds.passes(confident) and not thresholds.passes(mixed)
+    assert not thresholds.passes(Dot(Box(0, 0, 1, 1), "cup", 0.4, 1.0, 9.0, 1.0, False))  # the detector's score too
+
+
+def test_annotations_and_narrowing_on_a_real_catalog(engine: Engine) -> None:
+    # 6 pins a category: annotations from the top 5 results, as a big catalog's top 20 would be
+    flashlight = Flashlight(Searcher.open(engine.settings.home, annotation_depth=5))
+    look = flashlight.look(BytesQuery(caltech_image("Leopards", 21).read_bytes()), k=5, dots=False)
+    assert look.annotations[0].term == "leopards" and look.dots is None
+    assert [h.rank for h in look.hits] == [1, 2, 3, 4, 5]
+    vector = engine.searcher.embed([BytesQuery(caltech_image("pagoda", 21).read_bytes())], engine.visual_index.model)[0]
+    stream = flashlight.searcher.stream(vector)
+    narrowed, after = flashlight.narrowed(stream, "airplanes", 0, 4)
+    assert len(narrowed) == 4 and all(h.pin.category == "airplanes" for h in narrowed)
+    assert [h.rank for h in narrowed] == sorted(h.rank for h in narrowed) and after == narrowed[-1].rank
+    more, _ = flashlight.narrowed(stream, "airplanes", after, 10)
+    assert len(more) == 2 and not {h.pin_id for h in more} & {h.pin_id for h in narrowed}  # 6 airplanes in all
+    own = PinQuery(next(p for p in engine.catalog if p.category == "pagoda").pin_id)
+    assert all(a.term for a in flashlight.look(own, dots=False).annotations)
+
+
+@pytest.fixture(scope="module")
+def coco_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve COCO val scenes as a catalog, with their objects detected and indexed."""
+    root = tmp_path_factory.mktemp("coco-scenes")
+    for path in sorted((COCO_MINI / "val2017").glob("*.jpg"))[:12]:
+        shutil.copy(path, root)
+    home = root / "home"
+    with Engine.open(home, detector="yolox_nano") as engine:
+        engine.ingest(root, progress=False)
+        engine.index(progress=False)
+        index_objects(engine, progress=False)
+    return home
+
+
+def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(coco_home, home)
+    with Engine.open(home, detector="yolox_nano") as engine:
+        flashlight = Flashlight(engine.searcher)
+        scene = next(p for p in engine.catalog if p.location.endswith("000000000139.jpg"))  # a tv, chairs
+        calls = []
+        real = engine.searcher.search_many
+        engine.searcher.search_many = lambda queries, k: calls.append(len(queries)) or real(queries, k)
+        dots = flashlight.dots(PinQuery(scene.pin_id))
+        assert len(calls) == 1 and calls[0] == len(dots) >= 2  # every box in one batch
+        assert {"tv", "chair"} <= {d.label for d in dots}
+        assert all(0 <= d.similarity <= 1 and 0 <= d.conformity <= 1 and d.annotation >= 0 for d in dots)
+        assert all(d.shown for d in dots)  # the default thresholds only ask for the detector's score
+        write_thresholds(home, DotThresholds(0.5, 0.0, 0.0, 1.01), "test: no conformity is that high")
+        assert not any(d.shown for d in Flashlight(engine.searcher).dots(PinQuery(scene.pin_id)))
+        upload = flashlight.dots(BytesQuery(Path(scene.location).read_bytes()))
+        assert {d.label for d in upload} == {d.label for d in dots}  # an upload is detected afresh, alike
