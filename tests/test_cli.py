@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,26 @@ def test_objects_then_object_search(coco_val_subset: Path, tmp_path: Path) -> No
     assert rows[0]["location"] == str(query) and len(rows[0]["object"]["box"]) == 4
     outside = viscover("search", str(query), "--objects", "--crop", "600,400,100,100", home=tmp_path)
     assert outside.returncode == 2 and "outside" in outside.stderr
+
+
+def test_flashlight_and_terms(indexed_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(indexed_home, home)
+    query = str(caltech_image("Leopards", 21))
+    quiet = {"VISCOVER_DOTS": "false", "VISCOVER_ANNOTATION_DEPTH": "5"}  # 6 pins a class: a big catalog's top 20
+    look = json.loads(viscover("flashlight", query, "-k", "4", "--json", home=home, **quiet).stdout)
+    assert [r["rank"] for r in look["results"]] == [1, 2, 3, 4] and look["dots"] is None
+    assert look["annotations"][0]["term"] == "leopards" and look["annotations"][0]["score"] > 0
+    table = viscover("flashlight", query, home=home, **quiet)
+    assert table.returncode == 0 and table.stdout.startswith("annotations: leopards (")
+    cropped = json.loads(viscover("flashlight", query, "--crop", "0,0,80,60", "--json", home=home).stdout)
+    assert cropped["dots"] is None and cropped["results"]  # dots are for whole images
+
+    # five categories of six pins: a dictionary of terms in >= 7 pins is empty, so nothing annotates
+    built = viscover("terms", "--min-df", "7", home=home)
+    assert built.returncode == 0 and "holds 0 terms" in built.stdout, built.stderr
+    bare = json.loads(viscover("flashlight", query, "--json", home=home, **quiet).stdout)
+    assert bare["annotations"] == []
+    assert "holds 5 terms" in viscover("terms", "--min-df", "6", home=home).stdout
+    bad = viscover("terms", "--min-df", "0", home=home)
+    assert bad.returncode == 2 and "at least 1" in bad.stderr

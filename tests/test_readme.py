@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import SHARED, caltech_image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PATHS_LINE = 'home, photos = ".viscover", "../shared/datasets/caltech101"'
@@ -20,3 +23,18 @@ def test_the_python_example_runs(caltech_subset: Path, tmp_path: Path) -> None:
     rows = [line.split() for line in result.stdout.splitlines()]
     assert [row[0] for row in rows] == ["1", "2", "3", "4", "5"] and rows[0][3] == "Leopards"
     assert all(0 <= float(row[1]) <= 1 for row in rows)
+
+
+def test_the_flashlight_example_runs(indexed_home: Path) -> None:
+    example = re.search(
+        r"```python\n(from viscover import BytesQuery, Searcher\nfrom viscover.flashlight.*?)```",
+        README.read_text(),
+        re.DOTALL,
+    )
+    assert example
+    photo = caltech_image("Leopards", 21)
+    code = example.group(1).replace('".viscover"', repr(str(indexed_home))).replace('"photo.jpg"', repr(str(photo)))
+    env = {**os.environ, "VISCOVER_MODELS_DIR": str(SHARED / "models")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "'leopards'" in result.stdout

@@ -1,4 +1,4 @@
-"""The `viscover` command line: ingest, index, search, delete, info, backbones, detect, objects, eval."""
+"""The `viscover` command line: ingest, index, search, flashlight, terms, delete, info, detect, objects, eval, serve."""
 
 from __future__ import annotations
 
@@ -173,6 +173,60 @@ def _hit_record(hit: SearchHit) -> dict:
     if hit.object is not None:
         record["object"] = {**asdict(hit.object), "box": list(hit.object.box)}
     return record
+
+
+@app.command("flashlight")
+def flashlight_command(
+    query: Annotated[str, typer.Argument(help="image path, URL, or pin id")],
+    crop: Annotated[str | None, typer.Option(help="search only this region: x,y,w,h in pixels")] = None,
+    k: Annotated[int, typer.Option("-k", "--top", help="number of results")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Flashlight: results with their annotations, and for a whole image the object dots worth showing."""
+    from viscover.flashlight import Flashlight
+
+    settings = _settings()
+    typed = _query(query, Box.parse(crop) if crop else None, settings)
+    with Searcher(settings) as searcher:
+        look = Flashlight(searcher).look(typed, k)
+    dots = look.dots or []
+    if as_json:
+        record = {
+            "results": [_hit_record(hit) for hit in look.hits],
+            "annotations": [asdict(a) for a in look.annotations],
+            "dots": None if look.dots is None else [{**asdict(d), "box": list(d.box)} for d in dots],
+        }
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo("annotations: " + (", ".join(f"{a.term} ({a.score:.2f})" for a in look.annotations) or "none"))
+    if look.dots is not None:
+        typer.echo(f"dots: {sum(d.shown for d in dots)} shown of {len(dots)} detected")
+        typer.echo(f"  {'':<6}{'object':<22} {'box (x0,y0,x1,y1)':<22} {'similar':>7} {'annot.':>7} {'conform':>7}")
+        for d in dots:
+            box_text = ",".join(f"{v:.0f}" for v in d.box)
+            typer.echo(
+                f"  {'shown' if d.shown else '-':<6}{f'{d.label} {d.score:.2f}':<22} {box_text:<22} "
+                f"{d.similarity:>7.3f} {d.annotation:>7.2f} {d.conformity:>7.2f}"
+            )
+    typer.echo(f"{'rank':>4}  {'similar':>7}  {'pin':<18} {'category':<20} location")
+    for hit in look.hits:
+        typer.echo(
+            f"{hit.rank:>4}  {hit.similarity:>7.3f}  {hit.pin_id:<18} {hit.pin.category or '-':<20} {hit.pin.location}"
+        )
+
+
+@app.command("terms")
+def terms_command(
+    min_df: Annotated[int | None, typer.Option(help="keep terms in at least this many pins")] = None,
+) -> None:
+    """Rebuild the dictionary of terms annotations may use (until then: every term in `annotation_min_df` pins)."""
+    with _engine() as engine:
+        threshold = min_df if min_df is not None else engine.settings.annotation_min_df
+        if threshold < 1:
+            raise ViscoverError(f"--min-df must be at least 1, got {threshold}")
+        typer.echo(
+            f"terms: the dictionary holds {engine.build_dictionary(threshold)} terms found in >= {threshold} pins"
+        )
 
 
 @app.command("delete")
@@ -440,6 +494,85 @@ def eval_detection_command(
     typer.echo(write_detection_report(study, out, command))
     if out is not None:
         typer.echo(f"wrote {out / 'detection.md'}, {out / 'detection-pr.png'}")
+
+
+@eval_app.command("dots")
+def eval_dots_command(
+    tune_data: Annotated[Path, typer.Option(help="detection data set whose val scenes tune the thresholds")],
+    report_data: Annotated[
+        Path,
+        typer.Option(help="detection data set whose val scenes are reported on (its train scenes join the catalog)"),
+    ],
+    out: Annotated[Path | None, typer.Option(help="folder for dots.md/.csv and its plots")] = None,
+    work: Annotated[Path | None, typer.Option(help="the evaluation's own home (default HOME/evaluations/dots)")] = None,
+    floor: Annotated[float, typer.Option(help="least detector score of a candidate dot")] = 0.25,
+    beta: Annotated[
+        float, typer.Option(help="thresholds maximise F-beta of useful dots (below 1: precision first)")
+    ] = 0.5,
+    min_instances: Annotated[int, typer.Option(help="judge only classes with this many objects")] = 10,
+    draws: Annotated[int, typer.Option(help="bootstrap resamples of scenes")] = 1000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    scenes: Annotated[int | None, typer.Option(help="use only the first N scenes of each split (smoke runs)")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="save the tuned thresholds as this home's dot filter")] = False,
+) -> None:
+    """Which object dots to show (the paper's Table 5): tune the dot filter on one data set, report on another."""
+    from viscover.flashlight import write_thresholds
+    from viscover.flashlight.evaluate_dots import evaluate_dots, write_dots_report
+
+    settings = _settings()
+    study = evaluate_dots(
+        tune_data,
+        report_data,
+        settings,
+        work or settings.home / "evaluations" / "dots",
+        floor=floor,
+        beta=beta,
+        min_instances=min_instances,
+        draws=draws,
+        seed=seed,
+        limit=scenes,
+        progress=_progress(),
+    )
+    command = "viscover " + " ".join(sys.argv[1:])
+    typer.echo(write_dots_report(study, out, command))
+    if out is not None:
+        typer.echo(f"wrote {out / 'dots.md'}, {out / 'dots.csv'}, {out / 'dots-roc.png'}, {out / 'dots-precision.png'}")
+    if apply:
+        path = write_thresholds(settings.home, study.chosen(), command)
+        typer.echo(f"dot thresholds for {settings.home} written to {path}")
+
+
+@eval_app.command("annotations")
+def eval_annotations_command(
+    data: Annotated[list[Path], typer.Argument(help="fashion-small and/or ikea-rooms folders")],
+    out: Annotated[Path | None, typer.Option(help="folder for annotations.md/.csv and its plots")] = None,
+    work: Annotated[
+        Path | None, typer.Option(help="where the evaluation's homes live (default HOME/evaluations/annotations)")
+    ] = None,
+    holdout: Annotated[float, typer.Option(help="share of leaking units (names, rooms) held out as queries")] = 0.2,
+    target: Annotated[float, typer.Option(help="precision the annotation threshold must reach on dev")] = 0.5,
+    draws: Annotated[int, typer.Option(help="bootstrap resamples of queries")] = 1000,
+    seed: Annotated[int, typer.Option(help="split and bootstrap seed")] = 0,
+    limit: Annotated[int | None, typer.Option(help="use only the first N items of each data set (smoke runs)")] = None,
+) -> None:
+    """Annotation precision against held-out queries' own text, beside two baselines; narrowing by a chip."""
+    from viscover.flashlight.evaluate_annotations import evaluate_annotations, write_annotations_report
+
+    settings = _settings()
+    studies = evaluate_annotations(
+        data,
+        settings,
+        work or settings.home / "evaluations" / "annotations",
+        holdout=holdout,
+        target=target,
+        draws=draws,
+        seed=seed,
+        limit=limit,
+        progress=_progress(),
+    )
+    typer.echo(write_annotations_report(studies, out, "viscover " + " ".join(sys.argv[1:])))
+    if out is not None:
+        typer.echo(f"wrote {out / 'annotations.md'}, {out / 'annotations.csv'} and two plots")
 
 
 @app.command("finetune")

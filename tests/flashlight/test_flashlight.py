@@ -86,7 +86,7 @@ def coco_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(coco_home, home)
-    with Engine.open(home, detector="yolox_nano") as engine:
+    with Engine.open(home, detector="yolox_nano", dot_min_conformity=0.0) as engine:
         flashlight = Flashlight(engine.searcher)
         scene = next(p for p in engine.catalog if p.location.endswith("000000000139.jpg"))  # a tv, chairs
         calls = []
@@ -96,7 +96,7 @@ def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home:
         assert len(calls) == 1 and calls[0] == len(dots) >= 2  # every box in one batch
         assert {"tv", "chair"} <= {d.label for d in dots}
         assert all(0 <= d.similarity <= 1 and 0 <= d.conformity <= 1 and d.annotation >= 0 for d in dots)
-        assert all(d.shown for d in dots)  # the default thresholds only ask for the detector's score
+        assert all(d.shown for d in dots)  # these thresholds only ask for the detector's score
         write_thresholds(home, DotThresholds(0.5, 0.0, 0.0, 1.01), "test: no conformity is that high")
         assert not any(d.shown for d in Flashlight(engine.searcher).dots(PinQuery(scene.pin_id)))
         upload = flashlight.dots(BytesQuery(Path(scene.location).read_bytes()))

@@ -60,7 +60,23 @@ def test_keyword_search_ranks_by_bm25_and_follows_every_change(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    "words", ["t-shirt", "AND(", "NEAR(a b)", '"', '""', "shirt*", "description:red", "^red", "x OR", "(", "ünïcödé"]
+    "words",
+    [
+        "t-shirt",
+        "AND(",
+        "NEAR(a b)",
+        '"',
+        '""',
+        "shirt*",
+        "description:red",
+        "^red",
+        "x OR",
+        "(",
+        "ünïcödé",
+        "red\x00shirt",
+        "\x00",
+        "\u2028",
+    ],
 )
 def test_words_that_would_break_fts5_syntax_are_searched_as_words(tmp_path: Path, words: str) -> None:
     catalog = Catalog(tmp_path / "c.db")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import COCO_MINI, caltech_image
+from tests.serve.conftest import start
 from tests.serve.test_api import error_of, search, upload
 
 
@@ -43,10 +44,18 @@ def test_flashlight_answers_results_annotations_and_dots(client: httpx.Client, s
         x0, y0, x1, y1 = dot["box"]
         assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 426 and len(dot["crop"].split(",")) == 4
         assert 0 <= dot["similarity"] <= 1 and 0 <= dot["conformity"] <= 1 and dot["annotation"] >= 0
-        assert dot["shown"] == (dot["score"] >= 0.5)  # the defaults ask only for the detector's score
+        assert dot["shown"] == (dot["score"] >= 0.5)  # the session's server asks only for the detector's score
     cropped = client.post("/v1/flashlight", files=upload(scene), data={"crop": "0,0,300,220"}).json()
     assert cropped["dots"] is None and cropped["page"]["results"][0]["category"] == "airplanes"
     error_of(client.post("/v1/flashlight", data={"pin_id": "no-such-pin"}), 404, "pin_id")
+
+
+def test_dots_are_off_by_default(served_home: Path) -> None:
+    room = COCO_MINI / "val2017" / "000000000139.jpg"
+    for server in start(served_home):  # the shipped settings: dots missed their bar (docs/results)
+        with httpx.Client(base_url=server.url, timeout=60) as session:
+            body = session.post("/v1/flashlight", files=upload(room), data={"k": "3"}).json()
+        assert body["dots"] is None and len(body["page"]["results"]) == 3
 
 
 def test_keyword_search(client: httpx.Client) -> None:

@@ -31,9 +31,7 @@ def annotate(
     """The `count` best terms of the hits' pins.
 
     `tfidf` is the paper's aggregation: a term's tf-idf summed over the result pins, divided by how many
-    there are. `similarity` weighs each pin's share by how similar it is to the query. A term inside a term
-    already chosen, as good or better ("blue" after "navy blue"), is left out, so the chips say different
-    things; on equal scores the longer phrase comes first."""
+    there are. `similarity` weighs each pin's share by how similar it is to the query."""
     if method not in METHODS:
         raise ValueError(f"unknown aggregation {method!r}; choose one of {', '.join(METHODS)}")
     if not hits:
@@ -44,10 +42,16 @@ def annotate(
     for hit, weight in zip(hits, weights, strict=True):
         for term, (tf, df) in terms.get(hit.key, {}).items():
             scores[term] += weight * tf * idf(df, pins)
+    return best_terms({term: score / total for term, score in scores.items()}, count)
+
+
+def best_terms(scores: Mapping[str, float], count: int) -> list[Annotation]:
+    """The `count` best-scored terms, leaving out a term inside a term already chosen ("blue" after "navy
+    blue"), so the chips say different things; on equal scores the longer phrase comes first."""
     chosen: list[Annotation] = []
     for term, score in sorted(scores.items(), key=lambda item: (-item[1], -item[0].count(" "), item[0])):
         if not any(f" {term} " in f" {better.term} " for better in chosen):
-            chosen.append(Annotation(term, score / total))
+            chosen.append(Annotation(term, score))
             if len(chosen) == count:
                 break
     return chosen

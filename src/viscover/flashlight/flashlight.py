@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -123,15 +123,28 @@ class Flashlight:
         thresholds = self.thresholds
         own = self.searcher.pin(query.pin_id) if isinstance(query, PinQuery) else None
         found = [d for d in self._detections(query, own) if d.score >= thresholds.detector]
-        if not found:
-            return []
         size = (own.width, own.height) if own else self._image(query).size
-        boxes = [d.box.padded(self.settings.object_context, *size) for d in found]
+        exclude = {own.key} if own else set()
+        return [dot for dot, _ in self.judge(query, found, size, exclude, thresholds)]
+
+    def judge(
+        self,
+        query: Query,
+        detections: Sequence[Detection],
+        size: tuple[int, int],
+        exclude: Collection[int],
+        thresholds: DotThresholds,
+    ) -> list[tuple[Dot, list[SearchHit]]]:
+        """Each detection's box (grown by the object context) searched, all in one batch, without the pins in
+        `exclude`; its signals, whether it passes `thresholds`, and the results the signals came from."""
+        if not detections:
+            return []
+        boxes = [d.box.padded(self.settings.object_context, *size) for d in detections]
         depth = self.settings.annotation_depth
-        results = self.searcher.search_many([_cropped(query, box) for box in boxes], k=depth + 1)
-        dots = []
-        for detection, hits in zip(found, results, strict=True):
-            hits = [hit for hit in hits if own is None or hit.key != own.key][:depth]
+        results = self.searcher.search_many([_cropped(query, box) for box in boxes], k=depth + len(exclude))
+        judged = []
+        for detection, hits in zip(detections, results, strict=True):
+            hits = [hit for hit in hits if hit.key not in exclude][:depth]
             annotations = self.annotations(hits)
             dot = Dot(
                 detection.box,
@@ -142,8 +155,8 @@ class Flashlight:
                 conformity(hits),
                 shown=False,
             )
-            dots.append(dataclasses.replace(dot, shown=thresholds.passes(dot)))
-        return dots
+            judged.append((dataclasses.replace(dot, shown=thresholds.passes(dot)), hits))
+        return judged
 
     def look(self, query: Query, k: int = 20, dots: bool | None = None) -> Look:
         """Results, annotations and (for whole images, when dots are on) dots for one query."""

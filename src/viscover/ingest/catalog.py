@@ -188,6 +188,11 @@ class CatalogView:
                 counts.setdefault(key, {})[term] = (count, df)
         return counts
 
+    def frequent_terms(self, limit: int) -> list[tuple[str, int]]:
+        """The `limit` terms in the most pins, with how many (a baseline that annotations must beat)."""
+        rows = self._db.execute("SELECT term, df FROM terms WHERE df > 0 ORDER BY df DESC, term LIMIT ?", (limit,))
+        return [(term, df) for term, df in rows]
+
     def keys_with_term(self, term: str, keys: Sequence[int]) -> set[int]:
         """Which of `keys` are pins whose text holds `term`."""
         found: set[int] = set()

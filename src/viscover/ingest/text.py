@@ -31,5 +31,5 @@ def pin_terms(description: str, boards: Iterable[str], category: str | None) -> 
 def fts_query(text: str, any_word: bool = False) -> str:
     """A user's words as an FTS5 query that cannot be a syntax error: each word quoted (a bare `t-shirt` or
     `AND(` would be one), all required unless `any_word`."""
-    words = [word.replace('"', '""') for word in re.split(r"\s+", text.strip()) if word]
+    words = [word.replace('"', '""') for word in re.split(r"[\s\x00-\x1f\x7f]+", text) if word]  # NUL ends a string
     return (" OR " if any_word else " ").join(f'"{word}"' for word in words)

@@ -134,6 +134,11 @@ class Engine:
         with self.writing():
             return ingest(self.catalog, Path(path), self.settings, progress)
 
+    def build_dictionary(self, min_df: int) -> int:
+        """Fix the terms annotations may use: those in at least `min_df` pins now (`viscover terms`)."""
+        with self.writing():
+            return self.catalog.build_dictionary(min_df)
+
     def index(self, progress: bool = True) -> IndexReport:
         """Extract features of pins that lack them, then publish the binary index brought up to date."""
         with self.writing():
