@@ -179,7 +179,7 @@ def _hit_record(hit: SearchHit) -> dict:
 def flashlight_command(
     query: Annotated[str, typer.Argument(help="image path, URL, or pin id")],
     crop: Annotated[str | None, typer.Option(help="search only this region: x,y,w,h in pixels")] = None,
-    k: Annotated[int, typer.Option("-k", "--top", help="number of results")] = 10,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="number of results")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Flashlight: results with their annotations, and for a whole image the object dots worth showing."""
@@ -504,15 +504,19 @@ def eval_dots_command(
         typer.Option(help="detection data set whose val scenes are reported on (its train scenes join the catalog)"),
     ],
     out: Annotated[Path | None, typer.Option(help="folder for dots.md/.csv and its plots")] = None,
-    work: Annotated[Path | None, typer.Option(help="the evaluation's own home (default HOME/evaluations/dots)")] = None,
+    work: Annotated[
+        Path | None, typer.Option(help="where the evaluation's catalogs live (default HOME/evaluations/dots)")
+    ] = None,
     floor: Annotated[float, typer.Option(help="least detector score of a candidate dot")] = 0.25,
     beta: Annotated[
-        float, typer.Option(help="thresholds maximise F-beta of useful dots (below 1: precision first)")
+        float, typer.Option(min=0, help="thresholds maximise F-beta of useful dots (below 1: precision first)")
     ] = 0.5,
-    min_instances: Annotated[int, typer.Option(help="judge only classes with this many objects")] = 10,
-    draws: Annotated[int, typer.Option(help="bootstrap resamples of scenes")] = 1000,
+    min_instances: Annotated[int, typer.Option(min=1, help="judge only classes with this many objects")] = 10,
+    draws: Annotated[int, typer.Option(min=1, help="bootstrap resamples of scenes")] = 1000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
-    scenes: Annotated[int | None, typer.Option(help="use only the first N scenes of each split (smoke runs)")] = None,
+    scenes: Annotated[
+        int | None, typer.Option(min=1, help="use only the first N scenes of each split (smoke runs)")
+    ] = None,
     apply: Annotated[bool, typer.Option("--apply", help="save the tuned thresholds as this home's dot filter")] = False,
 ) -> None:
     """Which object dots to show (the paper's Table 5): tune the dot filter on one data set, report on another."""
@@ -550,10 +554,14 @@ def eval_annotations_command(
         Path | None, typer.Option(help="where the evaluation's homes live (default HOME/evaluations/annotations)")
     ] = None,
     holdout: Annotated[float, typer.Option(help="share of leaking units (names, rooms) held out as queries")] = 0.2,
-    target: Annotated[float, typer.Option(help="precision the annotation threshold must reach on dev")] = 0.5,
-    draws: Annotated[int, typer.Option(help="bootstrap resamples of queries")] = 1000,
+    target: Annotated[
+        float, typer.Option(min=0, max=1, help="precision the annotation threshold must reach on dev")
+    ] = 0.5,
+    draws: Annotated[int, typer.Option(min=1, help="bootstrap resamples of queries")] = 1000,
     seed: Annotated[int, typer.Option(help="split and bootstrap seed")] = 0,
-    limit: Annotated[int | None, typer.Option(help="use only the first N items of each data set (smoke runs)")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="use only the first N items of each data set (smoke runs)")
+    ] = None,
 ) -> None:
     """Annotation precision against held-out queries' own text, beside two baselines; narrowing by a chip."""
     from viscover.flashlight.evaluate_annotations import evaluate_annotations, write_annotations_report

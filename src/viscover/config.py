@@ -80,11 +80,17 @@ class Settings(BaseSettings):
     annotation_method: Literal["tfidf", "similarity"] = Field(
         "similarity",
         description="how result pins' terms are aggregated into annotations: tf-idf, or tf-idf weighted by each "
-        "pin's similarity (better on dev in docs/results/flashlight-annotations)",
+        "pin's similarity (tied with it on dev in docs/results/flashlight-annotations, and chosen there by a hair)",
     )
     annotation_depth: int = Field(20, ge=1, description="result pins whose terms make a list's annotations")
     annotation_count: int = Field(8, ge=1, description="annotations shown with a result list")
     annotation_min_df: int = Field(2, ge=1, description="terms in fewer pins never annotate (until `viscover terms`)")
+    annotation_min_score: float = Field(
+        0.0,
+        ge=0,
+        description="annotations scoring less are not shown; scores depend on a catalog's text, so `viscover eval "
+        "annotations` reports the score at which a catalog's annotations are mostly right (default: show all)",
+    )
     # Dots ship off: on docs/results/flashlight-dots the visual-search signals did not beat the detector's score
     # alone by the +20% precision asked for. The thresholds are that evaluation's tuned "all three" row.
     dots: bool = Field(False, description="show object dots (Flashlight); see docs/results/flashlight-dots")

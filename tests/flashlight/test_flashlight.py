@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import COCO_MINI, caltech_image
 from viscover import Box, BytesQuery, Engine, PinQuery, Searcher
+from viscover.errors import BadArgumentError, BadSettingError
 from viscover.flashlight import Annotation, Dot, DotThresholds, Flashlight, annotate, conformity, idf, write_thresholds
 from viscover.ingest import Pin
 from viscover.search import SearchHit, index_objects
@@ -60,13 +61,17 @@ def test_annotations_and_narrowing_on_a_real_catalog(engine: Engine) -> None:
     assert [h.rank for h in look.hits] == [1, 2, 3, 4, 5]
     vector = engine.searcher.embed([BytesQuery(caltech_image("pagoda", 21).read_bytes())], engine.visual_index.model)[0]
     stream = flashlight.searcher.stream(vector)
-    narrowed, after = flashlight.narrowed(stream, "airplanes", 0, 4)
+    narrowed = flashlight.narrowed(stream, "airplanes", 0, 4)
     assert len(narrowed) == 4 and all(h.pin.category == "airplanes" for h in narrowed)
-    assert [h.rank for h in narrowed] == sorted(h.rank for h in narrowed) and after == narrowed[-1].rank
-    more, _ = flashlight.narrowed(stream, "airplanes", after, 10)
+    assert [h.rank for h in narrowed] == sorted(h.rank for h in narrowed)
+    more = flashlight.narrowed(stream, "airplanes", narrowed[-1].rank, 10)  # ranks count from 1
     assert len(more) == 2 and not {h.pin_id for h in more} & {h.pin_id for h in narrowed}  # 6 airplanes in all
     own = PinQuery(next(p for p in engine.catalog if p.category == "pagoda").pin_id)
     assert all(a.term for a in flashlight.look(own, dots=False).annotations)
+    with pytest.raises(BadArgumentError, match="k must be"):
+        flashlight.look(own, k=0)
+    strict = Flashlight(Searcher.open(engine.settings.home, annotation_depth=5, annotation_min_score=100.0))
+    assert strict.look(own, dots=False).annotations == []  # no annotation scores that much
 
 
 @pytest.fixture(scope="module")
@@ -99,5 +104,9 @@ def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home:
         assert all(d.shown for d in dots)  # these thresholds only ask for the detector's score
         write_thresholds(home, DotThresholds(0.5, 0.0, 0.0, 1.01), "test: no conformity is that high")
         assert not any(d.shown for d in Flashlight(engine.searcher).dots(PinQuery(scene.pin_id)))
+        (home / "flashlight" / "dots.json").write_text('{"version": 1, "thresholds": {"detector": 0.5}}')
+        with pytest.raises(BadSettingError, match=r"dots\.json holds no dot thresholds"):
+            Flashlight(engine.searcher).dots(PinQuery(scene.pin_id))
+        (home / "flashlight" / "dots.json").unlink()
         upload = flashlight.dots(BytesQuery(Path(scene.location).read_bytes()))
         assert {d.label for d in upload} == {d.label for d in dots}  # an upload is detected afresh, alike

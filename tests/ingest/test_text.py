@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from viscover.ingest import Catalog, Pin
-from viscover.ingest.text import pin_terms
+from viscover.ingest.text import as_term, pin_terms
 
 
 def make_pin(pin_id: str, description: str, boards: tuple[str, ...] = (), category: str | None = None) -> Pin:
@@ -94,3 +94,9 @@ def test_the_dictionary_is_built_only_when_asked(tmp_path: Path) -> None:
     assert catalog.build_dictionary(min_df=3) == 1
     catalog.add(make_pin("p3", "blue hat"))  # now blue reaches df 2, but the dictionary stays as built
     assert set(catalog.term_counts([key], min_df=1)[key]) == {"shirt"}
+
+
+def test_words_as_the_one_term_annotations_carry() -> None:
+    assert as_term("Casual Shoes") == "casual shoes" and as_term("Pagoda") == "pagoda"
+    assert as_term("Hat and coat stand") == "hat coat stand"  # stop words go, as in the pins' terms
+    assert as_term("the and") is None and as_term("red green blue yellow") is None and as_term(None) is None

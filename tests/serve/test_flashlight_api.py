@@ -28,8 +28,18 @@ def test_first_pages_carry_annotations_and_a_term_narrows_in_visual_order(client
     assert rest["term"] == "pagoda" and [h["category"] for h in rest["results"]] == ["pagoda"] * 2
     assert rest["results"][0]["rank"] > ranks[-1] and rest["next_cursor"] is None
     pin = first["results"][0]["pin_id"]
-    similar = client.get(f"/v1/pins/{pin}/similar", params={"k": 3, "term": "airplanes"}).json()
-    assert [h["category"] for h in similar["results"]] == ["airplanes"] * 3
+    similar = client.get(f"/v1/pins/{pin}/similar", params={"k": 3, "term": "Airplanes"}).json()
+    assert similar["term"] == "airplanes" and [h["category"] for h in similar["results"]] == ["airplanes"] * 3
+
+
+def test_a_term_is_written_as_annotations_write_it_or_refused(client: httpx.Client) -> None:
+    files = upload(caltech_image("Motorbikes", 22))
+    assert search(client, files, k=2, term="  PAGODA ").json()["term"] == "pagoda"
+    error_of(search(client, files, k=2, term="the and of"), 422, "term")
+    narrowed = search(client, files, k=2, term="pagoda").json()
+    error_of(search(client, k=2, cursor=narrowed["next_cursor"], term="leopards"), 422, "term")
+    same = search(client, k=2, cursor=narrowed["next_cursor"], term="Pagoda").json()
+    assert [h["category"] for h in same["results"]] == ["pagoda"] * 2
 
 
 def test_flashlight_answers_results_annotations_and_dots(client: httpx.Client, scene: Path) -> None:

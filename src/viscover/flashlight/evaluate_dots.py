@@ -10,10 +10,11 @@ Thresholds are tuned on one data set's scenes (F-beta of useful dots) and report
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from viscover.evaluate.bootstrap import bootstrap_interval
 from viscover.evaluate.report import csv_text, markdown_rows
 from viscover.evaluate.workhome import evaluation_settings, ingest_rows
 from viscover.flashlight.flashlight import DotThresholds, Flashlight
-from viscover.search import Engine, ImageQuery
+from viscover.search import Engine
 from viscover.storage import atomic_path
 
 SIGNALS = ("detector", "similarity", "annotation", "conformity")
@@ -148,9 +149,11 @@ class Candidates:
     overlaps: dict[float, list[list[int]]]  # IoU → per candidate, ground-truth boxes overlapping that much, best first
     support: list[dict[str, float]]  # per candidate: class → share of its top-10 results truly containing it
     judged: frozenset[str]  # classes with enough instances to judge
+    order: np.ndarray = field(init=False)  # best detector score first: the greedy matching's order
+    objects: np.ndarray = field(init=False)  # per scene, ground-truth objects of judged classes
 
     def __post_init__(self) -> None:
-        self.order = np.argsort(-self.signals[:, 0], kind="stable")  # greedy matching: best detector score first
+        self.order = np.argsort(-self.signals[:, 0], kind="stable")
         self.objects = np.array([sum(label in self.judged for label in s.objects()) for s in self.scenes], dtype=int)
 
     def __len__(self) -> int:
@@ -189,6 +192,20 @@ class Candidates:
                 label = truth.labels[box]
                 useful = self.support[i].get(label, 0.0) >= USEFUL_SHARE
                 result[i] = IGNORED if label not in self.judged else USEFUL if useful else WRONG
+        return result
+
+    def each_alone(self, iou: float) -> np.ndarray:
+        """Each candidate judged on its own, as if no other were shown (for the signals' ROC AUC: under greedy
+        matching a lower-scored duplicate is wrong by construction, which only the detector's score sees)."""
+        result = np.full(len(self), WRONG)
+        for i, boxes in enumerate(self.overlaps[iou]):
+            if boxes:
+                truth = self.scenes[self.scene[i]].truth
+                label = truth.labels[boxes[0]]
+                if truth.crowd[boxes[0]] or label not in self.judged:
+                    result[i] = IGNORED
+                elif self.support[i].get(label, 0.0) >= USEFUL_SHARE:
+                    result[i] = USEFUL
         return result
 
     def tally(self, shown: np.ndarray, iou: float) -> Tally:
@@ -245,14 +262,14 @@ def collect(
         with Image.open(scene.truth.path) as opened:
             image = opened.convert("RGB")
         found = searcher.detector().detect(image, floor)
-        judged_dots = flashlight.judge(ImageQuery(image), found, image.size, own.get(scene.name, set()), everything)
+        judged_dots = flashlight.judge(image, found, own.get(scene.name, set()), everything)
         ious = box_iou(np.array([list(d.box) for d in found]).reshape(-1, 4), scene.truth.boxes)
         for i, (dot, hits) in enumerate(judged_dots):
             scene_of.append(s)
             signals.append([dot.score, dot.similarity, dot.annotation, dot.conformity])
             top = hits[:TOP]
             counts = Counter(c for hit in top for c in catalog[hit.pin.pin_id].classes)
-            support.append({c: n / len(top) for c, n in counts.items()})
+            support.append({c: n / TOP for c, n in counts.items()})  # missing results count as not containing it
             for iou in IOUS:
                 best = np.argsort(-ious[i], kind="stable")
                 overlaps[iou].append([int(g) for g in best if ious[i, g] >= iou])
@@ -346,9 +363,9 @@ class DotsStudy:
         return ratio(), self._interval(len(self.report.scenes), ratio)
 
     def auc(self, candidates: Candidates, intervals: bool = True) -> dict[str, tuple[float, tuple[float, float]]]:
-        """Each signal's ROC AUC at telling useful from wrong dots, all candidates shown, IoU 0.5 (with a
-        bootstrap interval, or NaNs without `intervals`)."""
-        outcome = candidates.outcomes(np.ones(len(candidates), dtype=bool), IOUS[0])
+        """Each signal's ROC AUC at telling useful from wrong dots, each judged alone, IoU 0.5 (with a bootstrap
+        interval, or NaNs without `intervals`)."""
+        outcome = candidates.each_alone(IOUS[0])
         judged = outcome >= WRONG
         per_scene = [np.flatnonzero((candidates.scene == s) & judged) for s in range(len(candidates.scenes))]
 
@@ -368,7 +385,7 @@ class DotsStudy:
         """The "all three" row's thresholds, as the settings and `--apply` take them."""
         return DotThresholds(**{signal: self.thresholds["all three"].get(signal, 0.0) for signal in SIGNALS})
 
-    def _interval(self, units: int, statistic) -> tuple[float, float]:
+    def _interval(self, units: int, statistic: Callable[[np.ndarray], float]) -> tuple[float, float]:
         return bootstrap_interval(units, statistic, self.draws, self.seed)
 
 
@@ -427,7 +444,7 @@ def evaluate_dots(
     progress: bool = True,
 ) -> DotsStudy:
     """The whole protocol: tune on `tune_data`'s val scenes, report on `report_data`'s (its train scenes only
-    join the catalog); the evaluation's catalog is built in `work`, a home of its own, and reused."""
+    join the catalog); the evaluation's catalog is a home of its own under `work`, reused by later runs."""
     if not 0 < floor < 1:
         raise BadArgumentError(f"--floor must be between 0 and 1, got {floor}")
     report_scenes = load_scenes(report_data, "val", limit)
@@ -438,7 +455,10 @@ def evaluate_dots(
     except BadDatasetError:
         extra = []
     pooled = list({scene.name: scene for scene in (*tune_scenes, *report_scenes, *extra)}.values())
-    with Engine(evaluation_settings(settings, work)) as engine:
+    # one catalog per (scenes, detector): a rerun on other scenes or with another detector builds its own
+    made_of = [settings.detector, str(settings.min_score), *sorted(scene.name for scene in pooled)]
+    digest = hashlib.sha256("\n".join(made_of).encode()).hexdigest()[:10]
+    with Engine(evaluation_settings(settings, work / f"catalog-{digest}")) as engine:
         searcher = engine.searcher
         catalog = build_catalog(pooled, load_captions([tune_data, report_data]), engine, searcher.detector(), progress)
         return run_dots_study(
@@ -457,62 +477,24 @@ def evaluate_dots(
 
 def write_dots_report(study: DotsStudy, out: Path | None, command: str) -> str:
     """The tables as markdown (returned), and with `out`: dots.md, dots.csv, dots-roc.png, dots-precision.png."""
-    header = ["row", "thresholds", "precision [95% CI]", "recall [95% CI]", "dots/image", "tune precision"]
-    csv_rows, sections = [], []
-    for iou in IOUS:
-        report, tuned = study.scores(study.report, iou), study.scores(study.tune, iou)
-        rows = []
-        for name, scores in report.items():
-            rows.append(
-                [
-                    name,
-                    _thresholds_text(study, name),
-                    f"{scores.precision:.3f} [{scores.precision_ci[0]:.3f}, {scores.precision_ci[1]:.3f}]",
-                    f"{scores.recall:.3f} [{scores.recall_ci[0]:.3f}, {scores.recall_ci[1]:.3f}]",
-                    f"{scores.dots_per_image:.2f}",
-                    f"{tuned[name].precision:.3f}",
-                ]
-            )
-            for split, table in (("report", report), ("tune", tuned)):
-                s = table[name]
-                csv_rows.append(
-                    [split, iou, name, *_csv_numbers(s), json.dumps(study.thresholds.get(name, {}), sort_keys=True)]
-                )
-        sections.append(f"### IoU >= {iou}\n\n{markdown_rows(header, rows)}")
-    ratio, (low, high) = study.gain()
-    met = ratio >= BAR
-    tune_auc = study.auc(study.tune, intervals=False)
-    auc_rows = [
-        [signal, f"{area:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]", f"{tune_auc[signal][0]:.3f}"]
-        for signal, (area, ci) in study.auc(study.report).items()
-    ]
-    report = study.report
+    tables = [_rows_table(study, iou) for iou in IOUS]
     text = f"""# Flashlight dots: which detected objects to show (the paper's Table 5)
 
 `{command}`
 
-Catalog: {study.catalog_pins} pins, the whole images of {study.whole_images} scenes and crops of their
-ground-truth boxes (sides of at least {MIN_CROP_SIDE} px); each pin's category is the detector's best label on it,
-its text its scene's captions where it has them. Candidates: the detector's boxes scoring at least
-{study.floor} on {len(study.tune.scenes)} tuning scenes ({len(study.tune)} boxes) and {len(report.scenes)} report
-scenes ({len(report)} boxes), each searched without its own scene's pins. A shown dot is useful when it matches a
-ground-truth box not matched yet and at least {USEFUL_SHARE:.0%} of its top {TOP} results truly contain that box's
-class; judged classes ({len(report.judged)}, at least the minimum of instances): {", ".join(sorted(report.judged))}.
-Each row's thresholds maximise F{study.beta:g} of useful dots on the tuning scenes at IoU 0.5; "detector score
-alone" shows as many dots as "all three", by detector score. Intervals: {study.draws} bootstrap resamples of scenes.
+{_protocol(study)}
 
 ## Report scenes
 
-{(chr(10) * 2).join(sections)}
+{(chr(10) * 2).join(markdown for markdown, _ in tables)}
 
 ## The bar
 
-All three filters against the detector score alone at the same dots per image (report scenes, IoU 0.5):
-precision ratio **{ratio:.2f}** [95% CI {low:.2f}, {high:.2f}]; the bar is {BAR:.2f}: **{"met" if met else "missed"}**.
+{_bar(study)}
 
-## Each signal alone: ROC AUC, useful against wrong dots (all candidates shown, IoU 0.5)
+## Each signal alone: ROC AUC, useful against wrong dots (each dot judged alone, IoU 0.5)
 
-{markdown_rows(["signal", "report AUC [95% CI]", "tune AUC"], auc_rows)}
+{_auc_table(study)}
 
 ![ROC](dots-roc.png)
 ![precision against dots per image](dots-precision.png)
@@ -520,13 +502,72 @@ precision ratio **{ratio:.2f}** [95% CI {low:.2f}, {high:.2f}]; the bar is {BAR:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         numbers = ["precision", "precision_low", "precision_high", "recall", "recall_low", "recall_high"]
+        header = ["split", "iou", "row", *numbers, "dots_per_image", "thresholds"]
         with atomic_path(out / "dots.csv") as tmp:
-            tmp.write_text(csv_text(["split", "iou", "row", *numbers, "dots_per_image", "thresholds"], csv_rows))
+            tmp.write_text(csv_text(header, [row for _, rows in tables for row in rows]))
         with atomic_path(out / "dots.md") as tmp:
             tmp.write_text(text)
         plot_roc(study, out / "dots-roc.png")
         plot_precision_by_dots(study, out / "dots-precision.png")
     return text
+
+
+def _protocol(study: DotsStudy) -> str:
+    tune, report = study.tune, study.report
+    return (
+        f"Catalog: {study.catalog_pins} pins, the whole images of {study.whole_images} scenes and crops of their "
+        f"ground-truth boxes (sides of at least {MIN_CROP_SIDE} px); each pin's category is the detector's best "
+        "label on it, its text its scene's captions where it has them. Candidates: the detector's boxes scoring at "
+        f"least {study.floor} on {len(tune.scenes)} tuning scenes ({len(tune)} boxes) and {len(report.scenes)} "
+        f"report scenes ({len(report)} boxes), each searched without its own scene's pins. A shown dot is useful "
+        f"when it matches a ground-truth box not matched yet and at least {USEFUL_SHARE:.0%} of its top {TOP} "
+        f"results truly contain that box's class; judged classes ({len(report.judged)}, those with enough "
+        f"instances): {', '.join(sorted(report.judged))}. Each row's thresholds maximise F{study.beta:g} of useful "
+        'dots on the tuning scenes at IoU 0.5; "detector score alone" shows as many dots as "all three", by '
+        f"detector score. Intervals: {study.draws} bootstrap resamples of scenes."
+    )
+
+
+def _rows_table(study: DotsStudy, iou: float) -> tuple[str, list[list[object]]]:
+    """One IoU's table (markdown) and its CSV rows for both splits."""
+    header = ["row", "thresholds", "precision [95% CI]", "recall [95% CI]", "dots/image", "tune precision"]
+    report, tuned = study.scores(study.report, iou), study.scores(study.tune, iou)
+    rows, csv_rows = [], []
+    for name, scores in report.items():
+        rows.append(
+            [
+                name,
+                _thresholds_text(study, name),
+                f"{scores.precision:.3f} [{scores.precision_ci[0]:.3f}, {scores.precision_ci[1]:.3f}]",
+                f"{scores.recall:.3f} [{scores.recall_ci[0]:.3f}, {scores.recall_ci[1]:.3f}]",
+                f"{scores.dots_per_image:.2f}",
+                f"{tuned[name].precision:.3f}",
+            ]
+        )
+        thresholds = json.dumps(study.thresholds.get(name, {}), sort_keys=True)
+        csv_rows += [
+            [split, iou, name, *_csv_numbers(table[name]), thresholds]
+            for split, table in (("report", report), ("tune", tuned))
+        ]
+    return f"### IoU >= {iou}\n\n{markdown_rows(header, rows)}", csv_rows
+
+
+def _bar(study: DotsStudy) -> str:
+    ratio, (low, high) = study.gain()
+    return (
+        "All three filters against the detector score alone at the same dots per image (report scenes, IoU 0.5): "
+        f"precision ratio **{ratio:.2f}** [95% CI {low:.2f}, {high:.2f}]; the bar is {BAR:.2f}: "
+        f"**{'met' if ratio >= BAR else 'missed'}**."
+    )
+
+
+def _auc_table(study: DotsStudy) -> str:
+    tune_auc = study.auc(study.tune, intervals=False)
+    rows = [
+        [signal, f"{area:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]", f"{tune_auc[signal][0]:.3f}"]
+        for signal, (area, ci) in study.auc(study.report).items()
+    ]
+    return markdown_rows(["signal", "report AUC [95% CI]", "tune AUC"], rows)
 
 
 def _thresholds_text(study: DotsStudy, name: str) -> str:
@@ -544,7 +585,7 @@ def _csv_numbers(scores: RowScores) -> list[str]:
 def plot_roc(study: DotsStudy, path: Path) -> None:
     """Each signal's ROC curve on the report scenes."""
     candidates = study.report
-    outcome = candidates.outcomes(np.ones(len(candidates), dtype=bool), IOUS[0])
+    outcome = candidates.each_alone(IOUS[0])
     judged = outcome >= WRONG
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for column, signal in enumerate(SIGNALS):

@@ -24,7 +24,14 @@ import numpy as np
 from viscover.box import Box
 from viscover.errors import BadImageError, NotIndexedError, PinConflictError, StoredImageError, UnknownPinError
 from viscover.ingest.images import read_bytes
-from viscover.ingest.schema import LATEST, ModelKeyUpgrade, migrate, schema_version, store_pin_terms
+from viscover.ingest.schema import (
+    LATEST,
+    ModelKeyUpgrade,
+    migrate,
+    require_fts5,
+    schema_version,
+    store_pin_terms,
+)
 from viscover.ingest.text import fts_query
 
 BUSY_TIMEOUT_MS = 10_000
@@ -317,6 +324,7 @@ class _ThreadConnection:
         uri = f"{path.resolve().as_uri()}?mode=ro"
         self.connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         self.connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        require_fts5(self.connection)
 
 
 class CatalogReader(CatalogView):
@@ -359,6 +367,7 @@ class Catalog(CatalogView):
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")  # WAL keeps commits atomic
         self._connection.execute("PRAGMA foreign_keys=ON")
+        require_fts5(self._connection)
         if schema_version(self._connection) != LATEST:
             migrate(self._connection, upgrade_model_key, reserved or {})
 

@@ -193,11 +193,16 @@ END;
 """
 
 
-def _v4_pin_text(db: sqlite3.Connection, _upgrade: ModelKeyUpgrade | None) -> None:
+def require_fts5(db: sqlite3.Connection) -> None:
+    """Keyword search and the catalog's text triggers need SQLite's FTS5: say so on opening, not mid-write."""
     if not db.execute("SELECT sqlite_compileoption_used('ENABLE_FTS5')").fetchone()[0]:
         raise ViscoverError(
             f"this Python's SQLite {sqlite3.sqlite_version} lacks FTS5 (full-text search): use a Python built with it"
         )
+
+
+def _v4_pin_text(db: sqlite3.Connection, _upgrade: ModelKeyUpgrade | None) -> None:
+    require_fts5(db)
     for statement in _statements(_V4):
         db.execute(statement)
     for key, description, boards, category in db.execute(
@@ -216,7 +221,11 @@ def store_pin_terms(
     if not counts:
         return
     db.executemany("INSERT OR IGNORE INTO terms (term) VALUES (?)", [(term,) for term in counts])
-    ids = dict(db.execute(f"SELECT term, id FROM terms WHERE term IN ({','.join('?' * len(counts))})", list(counts)))
+    ids = dict(
+        db.execute(
+            "SELECT term, id FROM terms WHERE term IN (SELECT value FROM json_each(?))", [json.dumps(list(counts))]
+        )
+    )
     db.executemany(
         "INSERT INTO pin_terms (key, term, count) VALUES (?, ?, ?)",
         [(key, ids[term], count) for term, count in counts.items()],

@@ -28,6 +28,13 @@ def pin_terms(description: str, boards: Iterable[str], category: str | None) -> 
     return terms
 
 
+def as_term(text: str | None) -> str | None:
+    """Words as the one term the analyser makes of them, as annotations carry it ("Casual Shoes" → "casual
+    shoes"), or None when they make no term (only stop words, or more than three words)."""
+    words = [term for term in _analyzer()(text or "") if " " not in term]  # the words, in order, come first
+    return " ".join(words) if 0 < len(words) <= MAX_NGRAM else None
+
+
 def fts_query(text: str, any_word: bool = False) -> str:
     """A user's words as an FTS5 query that cannot be a syntax error: each word quoted (a bare `t-shirt` or
     `AND(` would be one), all required unless `any_word`."""

@@ -6,7 +6,7 @@ from viscover.search.engine import Engine, IndexReport
 from viscover.search.objects import ObjectsReport, index_objects, object_run
 from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
 from viscover.search.results import SearchHit, relative_scores, similarity
-from viscover.search.searcher import Searcher, Snapshot
+from viscover.search.searcher import Searcher, Snapshot, check_k
 
 __all__ = [
     "BytesQuery",
@@ -19,6 +19,7 @@ __all__ = [
     "SearchHit",
     "Searcher",
     "Snapshot",
+    "check_k",
     "index_objects",
     "object_run",
     "relative_scores",

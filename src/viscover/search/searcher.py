@@ -115,7 +115,7 @@ class Searcher:
 
     def search_many(self, queries: Sequence[Query], k: int = 10, metric: str = "hamming") -> list[list[SearchHit]]:
         """`search` for a batch of queries: the images are embedded in one batch and searched in one call."""
-        _check_k(k, self.settings.max_depth)
+        check_k(k, self.settings.max_depth)
         _check_queries(queries)
         if not queries:
             return []
@@ -170,7 +170,7 @@ class Searcher:
 
     def search_objects(self, query: Query, k: int = 10) -> list[SearchHit]:
         """Object search (section 8): the k scenes whose best-matching indexed object is nearest the query."""
-        _check_k(k, self.settings.max_depth)
+        check_k(k, self.settings.max_depth)
         _check_queries([query])
         limit_threads(self.settings.search_threads)
         objects = self.require_index(self.snapshot().objects, "object index")
@@ -205,7 +205,7 @@ class Searcher:
         is searched as a word, never as query syntax; all must match unless `any_word`. BM25 has no fixed
         scale: a hit's similarity is its score over the best one's (uncalibrated), its distance the score
         negated (nearer is smaller, as for every source)."""
-        _check_k(k, self.settings.max_depth)
+        check_k(k, self.settings.max_depth)
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise BadArgumentError(f"offset must be a whole number, at least 0, got {offset!r}")
         with self.catalog.snapshot():
@@ -308,7 +308,8 @@ class Searcher:
         return index
 
 
-def _check_k(k: int, most: int) -> None:
+def check_k(k: int, most: int) -> None:
+    """A result count must be a whole number from 1 to the depth cap."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= most:
         raise BadArgumentError(f"k must be a whole number between 1 and {most}, got {k!r}")
 

@@ -19,6 +19,7 @@ from viscover.detect import dominant_object
 from viscover.errors import BadArgumentError, ViscoverError
 from viscover.flashlight import Dot
 from viscover.ingest import Pin, decode_image
+from viscover.ingest.text import as_term
 from viscover.search import BytesQuery, PinQuery, SearchHit
 from viscover.search import Query as SearchQuery
 from viscover.serve.schemas import (
@@ -65,6 +66,21 @@ def blame(field: str) -> Iterator[None]:
     except ViscoverError as exc:
         exc.field = getattr(exc, "field", None) or field
         raise
+
+
+def narrowing_term(term: str | None, after: Cursor | None) -> str | None:
+    """The annotation a request narrows to, written as annotations write terms; a cursor keeps its own."""
+    if not term:
+        return after.term if after else None
+    with blame("term"):
+        normal = as_term(term)
+        if normal is None:
+            raise BadArgumentError(f"term: {term!r} is no annotation: give one to three words, not only stop words")
+        if after is not None and normal != after.term:
+            raise BadArgumentError(
+                f"term: the cursor continues results narrowed to {after.term!r}; search again to narrow to {normal!r}"
+            )
+    return normal
 
 
 def pin_out(pin: Pin) -> PinOut:
@@ -154,11 +170,12 @@ async def search(
     with blame("cursor"):
         after = Cursor.decode(cursor, shared.secret) if cursor else None
     # a cursor carries its query (the image is not sent again) and its term
+    narrow_to = narrowing_term(term, after)
     query = None if after else await query_of(image, pin_id, crop)
     field = "cursor" if after else "image" if image is not None else "pin_id"
     with blame(field):
-        page = await run(shared.search, query, k or shared.settings.page_size, metric, after, term or None)
-    return page_out(page, after.query if after else query, after.term if after else term or None)
+        page = await run(shared.search, query, k or shared.settings.page_size, metric, after, narrow_to)
+    return page_out(page, after.query if after else query, narrow_to)
 
 
 @router.post("/flashlight", response_model=FlashlightOut, summary="Results, annotations and object dots at once")
@@ -172,7 +189,7 @@ async def flashlight(
     query = await query_of(image, pin_id, crop)
     with blame("image" if pin_id is None else "pin_id"):
         page = await run(shared.search, query, k or shared.settings.page_size, "hamming")
-        dots = await run(shared.flashlight.dots, query) if shared.settings.dots and not crop else None
+        dots = await run(shared.dots, query) if shared.settings.dots and not crop else None
     return FlashlightOut(page=page_out(page, query, None), dots=None if dots is None else [dot_out(d) for d in dots])
 
 
@@ -234,9 +251,10 @@ def similar(
         after = Cursor.decode(cursor, shared.secret) if cursor else None
         if after is not None and after.query != PinQuery(pin_id):
             raise BadArgumentError(f"cursor: it continues another query than pins like {pin_id!r}")
+    narrow_to = narrowing_term(term, after)
     with blame("pin_id"):
-        page = shared.search(PinQuery(pin_id), k or shared.settings.page_size, metric, after, term or None)
-    return page_out(page, PinQuery(pin_id), after.term if after else term or None)
+        page = shared.search(PinQuery(pin_id), k or shared.settings.page_size, metric, after, narrow_to)
+    return page_out(page, PinQuery(pin_id), narrow_to)
 
 
 @router.get("/pins/{pin_id}/image", summary="The pin's image as stored", response_class=Response)

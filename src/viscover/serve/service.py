@@ -23,7 +23,7 @@ from PIL import Image
 from viscover.box import Box
 from viscover.config import Settings
 from viscover.errors import BadArgumentError, ExpiredCursorError, ViscoverError
-from viscover.flashlight import Annotation, Flashlight
+from viscover.flashlight import Annotation, Dot, Flashlight
 from viscover.ingest import Pin, decode_for_model
 from viscover.search import BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit, Snapshot
 from viscover.search.stream import ResultStream
@@ -169,14 +169,11 @@ class Service:
             self._vectors.put((digest, visual.model), vector)
         stream = self._stream(snapshot, digest, visual.model, metric, vector)
         start = stream.position_after(cursor.distance, cursor.key) if cursor else 0
-        if term:
-            hits, _ = self.flashlight.narrowed(stream, term, start, k + 1)
-        else:
-            hits = stream.hits(start, k + 1)  # one more, to know whether another page follows
+        # one more than asked, to know whether another page follows
+        hits = self.flashlight.narrowed(stream, term, start, k + 1) if term else stream.hits(start, k + 1)
         annotations = None
         if cursor is None:
-            own = self.searcher.pin(query.pin_id).key if isinstance(query, PinQuery) else None
-            annotations = self.flashlight.annotations(stream.hits(0, self.settings.annotation_depth + 1), own)
+            annotations = self.flashlight.annotations_for(query, stream.hits(0, self.settings.annotation_depth + 1))
         next_cursor = None
         if len(hits) > k:
             hits, last = hits[:k], hits[k - 1]
@@ -192,6 +189,11 @@ class Service:
                 term,
             ).encode(self.secret)
         return Page(hits, next_cursor, digest, snapshot.generation.number, annotations)
+
+    def dots(self, query: Query) -> list[Dot]:
+        """Flashlight's dots, counted among the decodes and embeddings the server runs at once."""
+        with self.images:
+            return self.flashlight.dots(query)
 
     def _stream(self, snapshot: Snapshot, digest: str, model: str, metric: str, vector: np.ndarray) -> ResultStream:
         """The query's result stream in this generation; streams of older generations are let go (each holds

@@ -468,14 +468,19 @@ async function showCloseup(pinId) {
     });
   };
   similar.reset(similarPage);
-  // the closeup's dots: each opens a search of that object's box
+  // the closeup's dots (none when the server has dots off): each opens a search of that object's box;
+  // a pin's one result comes from its stored vector, so asking costs no embedding
   const form = new FormData();
   form.set("pin_id", pin.pin_id);
   form.set("k", 1);
-  const [answer] = await Promise.all([json("/v1/flashlight", { method: "POST", body: form }), shown]);
-  showDots($("closeup-dots"), img, answer.dots, (dot) => {
-    location.href = `/?pin=${encodeURIComponent(pin.pin_id)}&crop=${dot.crop}`;
-  });
+  try {
+    const [answer] = await Promise.all([json("/v1/flashlight", { method: "POST", body: form }), shown]);
+    showDots($("closeup-dots"), img, answer.dots, (dot) => {
+      location.href = `/?pin=${encodeURIComponent(pin.pin_id)}&crop=${dot.crop}`;
+    });
+  } catch (error) {
+    showError(error.message);
+  }
 }
 
 // ---- which view ------------------------------------------------------------------------------------------
