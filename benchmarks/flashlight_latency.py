@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
-from serve_latency import SHARED, VISCOVER, free_port, percentiles
+from serve_latency import SHARED, percentiles, served
 
 from viscover import Box, BytesQuery, Searcher
 from viscover.flashlight import Flashlight
@@ -91,39 +90,18 @@ def main() -> None:
         "dots of a scene photo (in-process)": timed([lambda d=d: dots(d) for d in scene_images[here]]),
     }
 
-    port = free_port()
-    server = subprocess.Popen(
-        [VISCOVER, "--home", str(args.home), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not become ready")
-            time.sleep(0.2)
-        with httpx.Client(base_url=url, timeout=60) as session:
+    with served(args.home) as (url, _), httpx.Client(base_url=url, timeout=60) as session:
 
-            def post(path: str, data: bytes, form: dict) -> None:
-                session.post(path, data=form, files={"image": ("q.jpg", data, "image/jpeg")}).raise_for_status()
+        def post(path: str, data: bytes, form: dict) -> None:
+            session.post(path, data=form, files={"image": ("q.jpg", data, "image/jpeg")}).raise_for_status()
 
-            pairs = list(zip(images[there], crops[there], strict=True))
-            rows["POST /v1/search, a crop (results + annotations)"] = timed(
-                [lambda d=d, c=c: post("/v1/search", d, {"crop": str(c)}) for d, c in pairs]
-            )
-            rows["POST /v1/flashlight, a scene photo (results + annotations + dots)"] = timed(
-                [lambda d=d: post("/v1/flashlight", d, {}) for d in scene_images[there]]
-            )
-    finally:
-        server.terminate()
-        server.wait(30)
+        pairs = list(zip(images[there], crops[there], strict=True))
+        rows["POST /v1/search, a crop (results + annotations)"] = timed(
+            [lambda d=d, c=c: post("/v1/search", d, {"crop": str(c)}) for d, c in pairs]
+        )
+        rows["POST /v1/flashlight, a scene photo (results + annotations + dots)"] = timed(
+            [lambda d=d: post("/v1/flashlight", d, {}) for d in scene_images[there]]
+        )
 
     lines = ["| request | p50 ms | p95 ms | p99 ms | p50 / plain crop search |", "|---|---|---|---|---|"]
     base = percentiles(rows["plain crop search (in-process)"])[0]

@@ -18,6 +18,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -34,6 +36,33 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextmanager
+def served(home: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`viscover serve` over the home in its own process, once it is ready: its URL and its process."""
+    port = free_port()
+    server = subprocess.Popen(
+        [VISCOVER, "--home", str(home), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the server did not become ready")
+            time.sleep(0.2)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -108,24 +137,7 @@ def main() -> None:
             str(Box.from_xywh(int(rng.uniform(0, pin.width - w)), int(rng.uniform(0, pin.height - h)), int(w), int(h)))
         )
 
-    port = free_port()
-    server = subprocess.Popen(
-        [VISCOVER, "--home", str(args.home), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not become ready")
-            time.sleep(0.2)
+    with served(args.home) as (url, server):
         snapshot = searcher.snapshot()
         print(
             f"home {args.home}: {len(searcher.catalog)} pins, {len(snapshot.visual.codes)} indexed, "
@@ -142,9 +154,6 @@ def main() -> None:
                 rows.append(
                     (kind, clients, *percentiles(latencies), len(latencies) / wall, load_cpu / wall, server_cpu / wall)
                 )
-    finally:
-        server.terminate()
-        server.wait(30)
 
     in_process = {}
     for kind, queries in (
