@@ -87,3 +87,43 @@ def coco_val_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     (root / "annotations" / "instances_val2017.json").write_text(json.dumps(subset))
     return root
+
+
+IKEA = SHARED / "datasets" / "ikea-rooms"
+IKEA_ROOMS = 8  # the first rooms of ikea-rooms: their products, saved to them as boards
+
+
+def ikea_manifest(folder: Path, rooms: int = IKEA_ROOMS) -> tuple[Path, list[dict]]:
+    """A manifest of the products of the first `rooms` rooms, each saved to those of its rooms that are in it,
+    plus one product of a later room saved to none (a cold pin); returns it and the rooms."""
+    room_rows = [json.loads(line) for line in (IKEA / "rooms.jsonl").read_text().splitlines()][:rooms]
+    chosen = {room["room"] for room in room_rows}
+    wanted = {product for room in room_rows for product in room["products"]}
+    lines = []
+    for line in (IKEA / "products.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        boards = [board for board in row["boards"] if board in chosen]
+        if row["id"] in wanted or (not boards and not any(r.get("boards") == [] for r in lines)):
+            lines.append({**row, "image": str(IKEA / row["image"]), "boards": boards})
+    manifest = folder / "ikea.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in lines))
+    return manifest, room_rows
+
+
+@pytest.fixture(scope="session")
+def ikea_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home of ikea-rooms products with rooms as boards, indexed, objects detected, and the Related Pins
+    ranker trained (tests that modify it copy it first)."""
+    from viscover.related.train import train_home
+    from viscover.search import index_objects
+
+    if not IKEA.is_dir():
+        pytest.fail(f"test data missing: {IKEA} (../shared must sit beside the checkout)")
+    home = tmp_path_factory.mktemp("ikea-home")
+    manifest, _ = ikea_manifest(tmp_path_factory.mktemp("ikea"))
+    with Engine.open(home) as engine:
+        engine.ingest(manifest, progress=False)
+        engine.index(progress=False)
+        index_objects(engine, progress=False)
+        train_home(engine, board_types=IKEA / "rooms.jsonl", progress=False)
+    return home

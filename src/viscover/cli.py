@@ -1,4 +1,5 @@
-"""The `viscover` command line: ingest, index, search, flashlight, terms, delete, info, detect, objects, eval, serve."""
+"""The `viscover` command line: ingest, index, search, flashlight, terms, related, delete, info, detect, objects,
+eval, serve."""
 
 from __future__ import annotations
 
@@ -581,6 +582,101 @@ def eval_annotations_command(
     typer.echo(write_annotations_report(studies, out, "viscover " + " ".join(sys.argv[1:])))
     if out is not None:
         typer.echo(f"wrote {out / 'annotations.md'}, {out / 'annotations.csv'} and two plots")
+
+
+related_app = typer.Typer(no_args_is_help=True, help="Related Pins: learn the ranker, show a pin's related pins.")
+app.add_typer(related_app, name="related")
+
+
+@related_app.command("train")
+def related_train_command(
+    board_types: Annotated[
+        Path | None, typer.Option(help='JSON lines of {"board" or "room": name, "type": kind}: category vectors')
+    ] = None,
+    features: Annotated[str | None, typer.Option(help="cooccurrence, visual or category (default: settings)")] = None,
+    variant: Annotated[str | None, typer.Option(help="dominant-object variant: none, A, B or C")] = None,
+) -> None:
+    """Learn the Related Pins ranker from the catalog's boards (run `viscover objects` first for variants A-C)."""
+    from viscover.related.train import train_home
+
+    with _engine() as engine:
+        path, report = train_home(
+            engine, board_types=board_types, feature_set=features, variant=variant, progress=_progress()
+        )
+    typer.echo(
+        f"related: learned from {report.queries} queries ({report.rows} candidates; {report.label_boards} label "
+        f"boards, {report.feature_boards} feature boards; {report.dominant_queries} queries with a dominant object) "
+        f"in {report.seconds:.1f} s; saved {path}"
+    )
+
+
+@related_app.command("show")
+def related_show_command(
+    pin_id: Annotated[str, typer.Argument(help="pin id")],
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="number of related pins")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="each feature's part of each score")] = False,
+) -> None:
+    """A pin's related pins, with the sources that proposed each and (--explain) why it ranks where it does."""
+    from viscover.related import load_related
+
+    with Searcher(_settings()) as searcher:
+        hits = load_related(searcher).related(pin_id, k)
+    if as_json:
+        records = [
+            {
+                "rank": h.rank,
+                "pin_id": h.pin.pin_id,
+                "score": h.score,
+                "sources": list(h.sources),
+                "contributions": h.contributions,
+                "category": h.pin.category,
+                "location": h.pin.location,
+            }
+            for h in hits
+        ]
+        typer.echo(json.dumps(records, indent=2))
+        return
+    typer.echo(f"{'rank':>4}  {'score':>7}  {'pin':<18} {'sources':<26} {'category':<20} location")
+    for h in hits:
+        typer.echo(
+            f"{h.rank:>4}  {h.score:>7.3f}  {h.pin.pin_id:<18} {'+'.join(h.sources):<26} "
+            f"{h.pin.category or '-':<20} {h.pin.location}"
+        )
+        if explain:
+            parts = sorted(h.contributions.items(), key=lambda item: -abs(item[1]))
+            typer.echo("        " + ", ".join(f"{name} {value:+.3f}" for name, value in parts[:6]))
+
+
+@eval_app.command("related")
+def eval_related_command(
+    data: Annotated[Path, typer.Argument(help="the ikea-rooms folder (products.jsonl, rooms.jsonl)")],
+    out: Annotated[Path | None, typer.Option(help="folder for related.md/.csv and its plot")] = None,
+    work: Annotated[
+        Path | None, typer.Option(help="where the evaluation's home lives (default HOME/evaluations/related)")
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="room-split seeds, comma-separated")] = "0,1,2",
+    test_share: Annotated[float, typer.Option(min=0.05, max=0.95, help="share of rooms held out for test")] = 0.3,
+    draws: Annotated[int, typer.Option(min=1, help="bootstrap resamples of test rooms")] = 1000,
+    limit: Annotated[int | None, typer.Option(min=4, help="use only the first N rooms (smoke runs)")] = None,
+) -> None:
+    """The paper's Table 4 as offline rows: baselines, each candidate source, and the Rank-SVM feature sets."""
+    from viscover.related.evaluate import evaluate_related, write_related_report
+
+    settings = _settings()
+    study = evaluate_related(
+        data,
+        settings,
+        work or settings.home / "evaluations" / "related",
+        seeds=[int(seed) for seed in _split(seeds)],
+        test_share=test_share,
+        draws=draws,
+        limit=limit,
+        progress=_progress(),
+    )
+    typer.echo(write_related_report(study, out, "viscover " + " ".join(sys.argv[1:])))
+    if out is not None:
+        typer.echo(f"wrote {out / 'related.md'}, {out / 'related.csv'} and {out / 'related-recall.png'}")
 
 
 @app.command("finetune")

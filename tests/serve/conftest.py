@@ -79,3 +79,11 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("scene") / "scene.jpg"
     picture.save(path, quality=92)
     return path
+
+
+@pytest.fixture(scope="session")
+def ikea_server(ikea_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server over a copy of the ikea-rooms home, whose rooms are boards and whose ranker is trained."""
+    home = tmp_path_factory.mktemp("served-ikea") / "home"
+    shutil.copytree(ikea_home, home)
+    yield from start(home)

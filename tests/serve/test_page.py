@@ -5,14 +5,16 @@ this". Screenshots of each step land in artifacts/screenshots/."""
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.conftest import COCO_MINI, caltech_image
+from tests.conftest import COCO_MINI, IKEA, caltech_image
 from tests.serve.conftest import LiveServer
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -233,3 +235,27 @@ def test_a_closeup_shows_dots_that_open_a_search_of_their_box(server: LiveServer
         assert page.locator("#crop-label").inner_text().split()[1] == crop  # the dot's box, exactly
     finally:
         client.delete("/v1/pins/living-room")
+
+
+def test_a_closeup_shows_its_related_feed_and_each_opens_its_own(ikea_server: LiveServer, browser_page) -> None:
+    page = browser_page
+    with httpx.Client(base_url=ikea_server.url, timeout=60) as client:
+        query = json.loads((IKEA / "rooms.jsonl").read_text().splitlines()[0])["products"][0]  # on a board
+        expected = client.get(f"/v1/pins/{query}/related", params={"k": 3}).json()["results"]
+    page.goto(f"{ikea_server.url}/pins/{query}")
+    page.wait_for_selector("#related .result")
+    cards = page.locator("#related .result")
+    assert [cards.nth(i).get_attribute("data-pin-id") for i in range(3)] == [r["pin_id"] for r in expected]
+    assert page.locator("#related .result .sources").first.inner_text()  # where each came from
+    page.locator("#related .result img").first.wait_for()
+    screenshot(page, "11-closeup-related")
+    # scrolling down loads the next page of the feed
+    page.locator("#related-sentinel").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelectorAll('#related .result').length > 24")
+    cards.first.click()
+    page.wait_for_url(f"**/pins/{expected[0]['pin_id']}")
+    page.wait_for_function(
+        "([id]) => document.getElementById('closeup-description').textContent === `Pin ${id}`"
+        " && document.querySelectorAll('#related .result').length > 0",
+        arg=[expected[0]["pin_id"]],
+    )

@@ -124,4 +124,7 @@ class Binarizer:
 
 def hamming_distances(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Hamming distance from one packed code to each row of `codes` (small sets: dedup, tests)."""
-    return np.unpackbits(np.bitwise_xor(codes, query[None, :]), axis=1).sum(axis=1)
+    return _POPCOUNT[np.bitwise_xor(codes, query[None, :])].sum(axis=1, dtype=np.int64)
+
+
+_POPCOUNT = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.uint8)  # set bits of each byte

@@ -176,6 +176,22 @@ class CatalogView:
     def categories(self) -> dict[int, str | None]:
         return dict(self._db.execute("SELECT key, category FROM pins ORDER BY key").fetchall())
 
+    # -- boards --------------------------------------------------------------------------------------
+
+    def board_saves(self, after: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(save numbers, pin keys, board ids) of the saves of pins to boards made after save number `after`,
+        in save order: Related Pins' graph reads only what is new."""
+        rows = self._db.execute("SELECT rowid, key, board FROM pin_boards WHERE rowid > ? ORDER BY rowid", (after,))
+        saves = np.array(rows.fetchall(), dtype=np.int64).reshape(-1, 3)
+        return saves[:, 0], saves[:, 1], saves[:, 2]
+
+    def board_save_count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM pin_boards").fetchone()[0]
+
+    def board_ids(self) -> dict[str, int]:
+        """Every board's id by name."""
+        return dict(self._db.execute("SELECT name, id FROM boards"))
+
     # -- text ----------------------------------------------------------------------------------------
 
     def term_counts(self, keys: Sequence[int], min_df: int) -> dict[int, dict[str, tuple[int, int]]]:
@@ -303,6 +319,17 @@ class CatalogView:
             return np.zeros(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         return ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+
+    def dominant_object(self, run: str, key: int) -> tuple[StoredObject, np.ndarray] | None:
+        """A pin's dominant object under a run, with its vector, if it has one."""
+        row = self._db.execute(
+            "SELECT id, key, x0, y0, x1, y1, label, score, dominant, vector FROM objects "
+            "WHERE run = ? AND key = ? AND dominant = 1 ORDER BY id LIMIT 1",
+            (run, key),
+        ).fetchone()
+        if row is None:
+            return None
+        return StoredObject(row[0], row[1], Box(*row[2:6]), row[6], row[7], True), np.frombuffer(row[9], dtype="<f4")
 
     def dominance_rule(self, run: str) -> tuple[float, float] | None:
         """(dominant_area, dominant_score) that the run's `dominant` flags follow, or None for a new run."""

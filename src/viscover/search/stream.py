@@ -48,6 +48,7 @@ class ResultStream:
         self.metric, self.code_bits, self._radius = metric, code_bits, radius
         self._max_depth = min(max_depth, len(visual.codes))
         self._kept: list[_Kept] = []
+        self._codes = np.zeros((0, 0), dtype=np.uint8)  # the kept results' codes, rows grown by doubling
         self._done: tuple[float, int] = (-np.inf, -1)  # every candidate up to here (distance, key) is folded
         self._depth = 0
         self._exhausted = False
@@ -117,10 +118,17 @@ class ResultStream:
         self._done = fresh[-1]
 
     def _fold(self, candidate: _Kept) -> None:
-        if self._kept:
-            near = hamming_distances(candidate.code, np.stack([kept.code for kept in self._kept]))
+        count = len(self._kept)
+        if count:
+            near = hamming_distances(candidate.code, self._codes[:count])
             closest = int(np.argmin(near))
             if near[closest] <= self._radius:
                 self._kept[closest].near_duplicates.append(candidate.pin.pin_id)
                 return
+        if count == len(self._codes):
+            grown = np.zeros((max(16, 2 * count), len(candidate.code)), dtype=np.uint8)
+            if count:
+                grown[:count] = self._codes
+            self._codes = grown
+        self._codes[count] = candidate.code
         self._kept.append(candidate)

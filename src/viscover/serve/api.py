@@ -1,4 +1,4 @@
-"""The REST API under /v1: search by upload or pin (with crop and pages), pins (read, similar, image,
+"""The REST API under /v1: search by upload or pin (with crop and pages), pins (read, similar, related, image,
 thumbnail, add, delete), detection. They share one `Service`, whose read path is thread-safe and whose writes
 go through the home's single writer. Plain handlers run in FastAPI's thread pool; the ones that take uploads
 are async only to read them, and hand all blocking work to the pool (`run`)."""
@@ -34,6 +34,8 @@ from viscover.serve.schemas import (
     PinOut,
     PinsPage,
     QueryOut,
+    RelatedOut,
+    RelatedPage,
     SearchPage,
     TextPage,
 )
@@ -255,6 +257,33 @@ def similar(
     with blame("pin_id"):
         page = shared.search(PinQuery(pin_id), k or shared.settings.page_size, metric, after, narrow_to)
     return page_out(page, PinQuery(pin_id), narrow_to)
+
+
+@router.get("/pins/{pin_id}/related", response_model=RelatedPage, summary="Related Pins: what goes with this pin")
+def related(
+    shared: Shared,
+    pin_id: PinId,
+    k: Annotated[int | None, Query(ge=1, le=100)] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000)] = 0,
+) -> RelatedPage:
+    related_pins = shared.related()
+    with blame("pin_id"):
+        hits = related_pins.related(pin_id, (k := k or shared.settings.page_size) + 1, offset)
+    model = related_pins.model
+    return RelatedPage(
+        results=[
+            RelatedOut(
+                **pin_out(h.pin).model_dump(),
+                rank=h.rank,
+                score=h.score,
+                sources=list(h.sources),
+                contributions=h.contributions,
+            )
+            for h in hits[:k]
+        ],
+        next_offset=offset + k if len(hits) > k else None,
+        ranker=f"{model.feature_set}/{model.variant}" if model else None,
+    )
 
 
 @router.get("/pins/{pin_id}/image", summary="The pin's image as stored", response_class=Response)

@@ -91,6 +91,21 @@ class TextPage(BaseModel):
     next_offset: int | None = Field(description="pass it back as `offset` for the next page; null at the end")
 
 
+class RelatedOut(PinOut):
+    """A related pin, and why it is there."""
+
+    rank: int
+    score: float = Field(description="the ranker's score (without a trained ranker: shared boards first)")
+    sources: list[str] = Field(description="the candidate sources that proposed it: cooccurrence, walk, visual")
+    contributions: dict[str, float] = Field(description="each ranker feature's part of the score")
+
+
+class RelatedPage(BaseModel):
+    results: list[RelatedOut]
+    next_offset: int | None = Field(description="pass it back as `offset` for the next page; null at the end")
+    ranker: str | None = Field(description="the trained ranker's features and variant; null before one is trained")
+
+
 class PinsPage(BaseModel):
     pins: list[PinOut]
     next_after: int | None = Field(description="pass it back as `after` for the next page; null at the end")

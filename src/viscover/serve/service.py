@@ -25,6 +25,7 @@ from viscover.config import Settings
 from viscover.errors import BadArgumentError, ExpiredCursorError, ViscoverError
 from viscover.flashlight import Annotation, Dot, Flashlight
 from viscover.ingest import Pin, decode_for_model
+from viscover.related import LiveRelated
 from viscover.search import BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit, Snapshot
 from viscover.search.stream import ResultStream
 from viscover.storage import atomic_path
@@ -119,6 +120,7 @@ class Service:
         limit = min(settings.max_image_pixels, settings.max_upload_pixels)
         self.searcher = Searcher(settings.model_copy(update={"max_image_pixels": limit}))
         self.flashlight = Flashlight(self.searcher)
+        self.related = LiveRelated(self.searcher)
         # Uploads and deletes are written beside searches: give them the serving path's thread count.
         self.writer = Engine(settings.model_copy(update={"batch_threads": settings.search_threads}))
         self.images = threading.BoundedSemaphore(settings.image_workers)  # decodes + embeddings at once

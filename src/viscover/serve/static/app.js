@@ -1,5 +1,6 @@
 // viscover's page: the search view (a photo or a pin in, a crop box over it, results that load on scroll)
-// and a pin's closeup (its image and text, "more like this" under it). Everything comes from the /v1 API.
+// and a pin's closeup (its image and text, its related pins and "more like this" under it). Everything comes
+// from the /v1 API.
 
 const PAGE = 24;
 const DEBOUNCE_MS = 250; // a moving crop box searches when it rests this long, and once more when let go
@@ -65,6 +66,9 @@ $("key-button").addEventListener("click", () => {
 
 // ---- result grids that load more on scroll ----------------------------------------------------------------
 
+// what a related pin's candidate sources are called on its card
+const SOURCE_NAMES = { cooccurrence: "same boards", walk: "nearby boards", visual: "looks alike" };
+
 function card(item, { onClick = null } = {}) {
   const link = document.createElement("a");
   link.className = "card result";
@@ -88,6 +92,13 @@ function card(item, { onClick = null } = {}) {
     similarity.textContent = item.similarity.toFixed(2);
     similarity.title = `similarity (${item.metric}, distance ${item.distance})`;
     caption.append(similarity);
+  }
+  if (item.sources) {
+    const sources = document.createElement("span");
+    sources.className = "sources";
+    sources.textContent = item.sources.map((source) => SOURCE_NAMES[source] || source).join(" · ");
+    sources.title = "proposed by " + item.sources.join(", ") + `; score ${item.score.toFixed(2)}`;
+    caption.append(sources);
   }
   link.append(img, caption);
   if (onClick) {
@@ -468,6 +479,12 @@ async function showCloseup(pinId) {
     });
   };
   similar.reset(similarPage);
+  // the related feed (the paper's Figure 8): pages by offset; each card opens its own closeup
+  const related = new Feed($("related"), $("related-sentinel"), $("related-status"));
+  related.reset(async (offset, signal) => {
+    const page = await json(`${path}/related?k=${PAGE}&offset=${offset || 0}`, { signal });
+    return { results: page.results, next_cursor: page.next_offset };
+  });
   // the closeup's dots (none when the server has dots off): each opens a search of that object's box;
   // a pin's one result comes from its stored vector, so asking costs no embedding
   const form = new FormData();

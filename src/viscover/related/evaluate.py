@@ -1,0 +1,340 @@
+"""`viscover eval related`: the paper's Table 4 as offline rows, on boards people (or stylists) made.
+
+Rooms of ikea-rooms play boards. They are split into train and test by seed (never items); the graph, the
+categories and every ranker come from the training rooms only. Each item of a test room is a query, and the
+other items of that room are what it should find. A query is warm when it is in some training room, cold when
+it is in none (then only visual candidates exist). Rows: random and popularity baselines, each candidate
+source alone, the Rank-SVM on co-occurrence features (the paper's control) and with visual, category-cross
+and dominant-object features added. Intervals: paired bootstrap over test rooms, pooled over the seeds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from tqdm import tqdm
+
+from viscover.config import Settings
+from viscover.errors import BadArgumentError
+from viscover.evaluate.bootstrap import bootstrap_interval
+from viscover.evaluate.report import csv_text, markdown_rows
+from viscover.evaluate.workhome import evaluation_settings, ingest_rows
+from viscover.related.graph import BoardGraph
+from viscover.related.related import Candidates, RelatedPins, VisualVectors, visual_vectors
+from viscover.related.train import train_model
+from viscover.search import Engine, Searcher
+from viscover.search.objects import index_objects
+from viscover.storage import atomic_path
+
+TOP = 10
+BASELINES = ("random", "popularity", "cooccurrence", "walk", "visual")
+RANKERS = {  # row → (feature set, variant)
+    "control (co-occurrence features)": ("cooccurrence", "none"),
+    "+ visual": ("visual", "none"),
+    "+ category cross": ("category", "none"),
+    "variant A": ("category", "A"),
+    "variant B": ("category", "B"),
+    "variant C": ("category", "C"),
+}
+ROWS = (*BASELINES, *RANKERS)
+CONTROL = "control (co-occurrence features)"
+FULL = "variant C"  # the shipped default, fixed before any test number was seen: every feature, the paper's C
+BARS = {"warm": ("cooccurrence", 1.15), "cold": ("popularity", 3.0)}  # the full ranker over this row, at least
+
+
+@dataclass(frozen=True)
+class Room:
+    name: str
+    kind: str
+    keys: tuple[int, ...]
+
+
+@dataclass
+class Outcome:
+    """One test query: its room (the bootstrap unit), whether warm, and each row's measures."""
+
+    unit: str
+    warm: bool
+    candidate_recall: float
+    recall: dict[str, float] = field(default_factory=dict)
+    ndcg: dict[str, float] = field(default_factory=dict)
+
+
+def load_rooms(folder: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """ikea-rooms' products (as manifest rows without boards: the evaluation makes its own graph) and rooms."""
+    products = [json.loads(line) for line in (folder / "products.jsonl").read_text().splitlines() if line.strip()]
+    rows = [
+        {k: row.get(k) for k in ("id", "description", "category")} | {"image": str((folder / row["image"]).resolve())}
+        for row in products
+    ]
+    rooms = [json.loads(line) for line in (folder / "rooms.jsonl").read_text().splitlines() if line.strip()]
+    return rows, rooms
+
+
+def ranking_metrics(ranking: Sequence[int], relevant: set[int]) -> tuple[float, float]:
+    """recall@TOP and binary NDCG@TOP of a ranking."""
+    top = list(ranking)[:TOP]
+    gains = np.array([float(key in relevant) for key in top])
+    dcg = float((gains / np.log2(np.arange(2, len(gains) + 2))).sum()) if len(gains) else 0.0
+    ideal = float((1 / np.log2(np.arange(2, min(TOP, len(relevant)) + 2))).sum())
+    return float(gains.sum()) / len(relevant), dcg / ideal
+
+
+def _by_score(scores: dict[int, float]) -> list[int]:
+    return [key for key, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def run_seed(
+    searcher: Searcher,
+    rooms: Sequence[Room],
+    vectors: dict[str, VisualVectors],
+    *,
+    test_share: float,
+    seed: int,
+    progress: bool,
+) -> list[Outcome]:
+    """Split rooms, train every ranker row on the training rooms, and measure every row on the test rooms."""
+    order = np.random.default_rng(seed).permutation(len(rooms))
+    test_rooms = {int(i) for i in order[: max(1, round(test_share * len(rooms)))]}
+    train = [(key, board) for board, room in enumerate(rooms) if board not in test_rooms for key in room.keys]
+    pins, boards = np.array(train, dtype=np.int64).T
+    graph = BoardGraph(pins, boards)
+    board_types = {board: room.kind for board, room in enumerate(rooms) if board not in test_rooms}
+    models = {
+        row: train_model(
+            searcher,
+            pins,
+            boards,
+            feature_set=feature_set,
+            variant=variant,
+            board_types=board_types,
+            vectors=vectors,
+            seed=seed,
+            progress=False,
+        )[0]
+        for row, (feature_set, variant) in tqdm(
+            RANKERS.items(), desc=f"related: rankers (seed {seed})", disable=not progress
+        )
+    }
+    rankers = {row: RelatedPins(searcher, lambda: graph, model, vectors) for row, model in models.items()}
+    sources = RelatedPins(searcher, lambda: graph, None, vectors)
+    everyone = searcher.catalog.feature_keys(vectors["pool"].model)
+    popular = graph.popularity().keys.tolist()
+    queries = [(board, key) for board in sorted(test_rooms) for key in rooms[board].keys]
+    pins_by_key = searcher.catalog.by_keys(sorted({key for _, key in queries}))
+    outcomes = []
+    for board, key in tqdm(queries, desc=f"related: test queries (seed {seed})", disable=not progress):
+        relevant = set(rooms[board].keys) - {key}
+        if not relevant or key not in pins_by_key:
+            continue
+        pin = pins_by_key[key]
+        candidates = sources.candidates(pin, graph)
+        rankings = _baseline_rankings(candidates, everyone, popular, key, seed)
+        for row, related in rankers.items():
+            score, _, _ = related.scores(pin, candidates, graph)
+            rankings[row] = candidates.keys[np.lexsort((candidates.keys, -score))].tolist()
+        outcome = Outcome(
+            f"{seed}:{rooms[board].name}",
+            graph.degree(key) > 0,
+            len(relevant & set(candidates.keys.tolist())) / len(relevant),
+        )
+        for row, ranking in rankings.items():
+            outcome.recall[row], outcome.ndcg[row] = ranking_metrics(ranking, relevant)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _baseline_rankings(
+    candidates: Candidates, everyone: np.ndarray, popular: list[int], key: int, seed: int
+) -> dict[str, list[int]]:
+    others = everyone[everyone != key]
+    rng = np.random.default_rng([seed, key])
+    return {
+        "random": rng.choice(others, min(TOP, len(others)), replace=False).tolist(),
+        "popularity": [k for k in popular[: TOP + 1] if k != key],
+        **{source: _by_score(candidates.scores[source]) for source in ("cooccurrence", "walk", "visual")},
+    }
+
+
+@dataclass
+class RelatedStudy:
+    """Every seed's test outcomes, and the summaries the report prints."""
+
+    outcomes: list[Outcome]
+    seeds: tuple[int, ...]
+    catalog_pins: int
+    rooms: int
+    draws: int
+
+    def subset(self, warm: bool) -> list[Outcome]:
+        return [o for o in self.outcomes if o.warm == warm]
+
+    def _units(self, outcomes: Sequence[Outcome]) -> tuple[np.ndarray, int]:
+        names = sorted({o.unit for o in outcomes})
+        index = {name: n for n, name in enumerate(names)}
+        return np.array([index[o.unit] for o in outcomes], dtype=np.int64), len(names)
+
+    def mean(self, outcomes: Sequence[Outcome], values: np.ndarray) -> tuple[float, tuple[float, float]]:
+        """The mean over queries, with a bootstrap interval over rooms (all of a room's queries together)."""
+        unit_of, units = self._units(outcomes)
+        members = [np.flatnonzero(unit_of == u) for u in range(units)]
+
+        def statistic(picked: np.ndarray) -> float:
+            rows = np.concatenate([members[u] for u in picked])
+            return float(values[rows].mean()) if len(rows) else float("nan")
+
+        if not len(values):
+            return float("nan"), (float("nan"), float("nan"))
+        return float(values.mean()), bootstrap_interval(units, statistic, self.draws)
+
+    def measure(self, outcomes: Sequence[Outcome], row: str, metric: str = "recall") -> np.ndarray:
+        return np.array([getattr(o, metric)[row] for o in outcomes])
+
+    def ratio(self, outcomes: Sequence[Outcome], row: str, base: str) -> tuple[float, tuple[float, float]]:
+        """mean recall@10 of `row` over `base`'s on the same queries, with a paired bootstrap over rooms."""
+        mine, theirs = self.measure(outcomes, row), self.measure(outcomes, base)
+        unit_of, units = self._units(outcomes)
+        members = [np.flatnonzero(unit_of == u) for u in range(units)]
+
+        def statistic(picked: np.ndarray) -> float:
+            rows = np.concatenate([members[u] for u in picked])
+            return float(mine[rows].sum() / theirs[rows].sum()) if theirs[rows].sum() else float("nan")
+
+        value = float(mine.sum() / theirs.sum()) if theirs.sum() else float("nan")
+        return value, bootstrap_interval(units, statistic, self.draws) if len(outcomes) else (np.nan, np.nan)
+
+    def bars(self) -> dict[str, tuple[float, tuple[float, float], float, bool]]:
+        """Per query kind: the full ranker's ratio over its bar's baseline, interval, target, and whether met."""
+        met = {}
+        for kind, (base, target) in BARS.items():
+            value, interval = self.ratio(self.subset(kind == "warm"), FULL, base)
+            met[kind] = (value, interval, target, bool(value >= target))
+        return met
+
+
+def evaluate_related(
+    folder: Path,
+    settings: Settings,
+    work: Path,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    test_share: float = 0.3,
+    draws: int = 1000,
+    limit: int | None = None,
+    progress: bool = True,
+) -> RelatedStudy:
+    """Build (or reuse) the catalog of ikea-rooms' products in a home under `work`, with the logits and objects
+    the features need, then run every seed. `limit`: only the first N rooms (smoke runs)."""
+    rows, room_rows = load_rooms(Path(folder))
+    room_rows = room_rows[:limit]
+    wanted = {pin_id for room in room_rows for pin_id in room["products"]}
+    rows = [row for row in rows if row["id"] in wanted]
+    if len(room_rows) < 4:
+        raise BadArgumentError(f"{folder}: {len(room_rows)} rooms; the evaluation needs at least 4 to split")
+    home = evaluation_settings(settings, work / f"ikea-rooms-{len(rows)}")
+    with Engine(home) as engine:
+        keys = ingest_rows(engine, rows, progress)
+        engine.extract(home.backbone, "logits", progress)
+        index_objects(engine, progress)
+        rooms = [
+            Room(str(r["room"]), str(r.get("type") or "Other"), tuple(keys[p] for p in r["products"] if p in keys))
+            for r in room_rows
+        ]
+        searcher = engine.searcher
+        vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
+        outcomes = []
+        for seed in seeds:
+            outcomes += run_seed(searcher, rooms, vectors, test_share=test_share, seed=seed, progress=progress)
+        return RelatedStudy(outcomes, tuple(seeds), len(engine.catalog), len(rooms), draws)
+
+
+def write_related_report(study: RelatedStudy, out: Path | None, command: str) -> str:
+    """The Table-4-like tables as markdown (returned), and with `out`: related.md, related.csv and a plot."""
+    sections, csv_rows = [], []
+    for kind in ("warm", "cold"):
+        outcomes = study.subset(kind == "warm")
+        candidate_recall, (low, high) = study.mean(outcomes, np.array([o.candidate_recall for o in outcomes]))
+        table = []
+        for row in ROWS:
+            recall, (r_low, r_high) = study.mean(outcomes, study.measure(outcomes, row))
+            ndcg, _ = study.mean(outcomes, study.measure(outcomes, row, "ndcg"))
+            ratio, (q_low, q_high) = study.ratio(outcomes, row, CONTROL)
+            table.append(
+                [
+                    row,
+                    f"{recall:.3f} [{r_low:.3f}, {r_high:.3f}]",
+                    f"{ndcg:.3f}",
+                    f"{ratio:.2f} [{q_low:.2f}, {q_high:.2f}]",
+                ]
+            )
+            csv_rows += [[kind, row, "recall@10", recall], [kind, row, "ndcg@10", ndcg]]
+        csv_rows.append([kind, "any source", "candidate recall", candidate_recall])
+        sections.append(
+            f"""## {kind.capitalize()} queries ({len(outcomes)} over {len({o.unit for o in outcomes})} test rooms)
+
+Candidate recall (share of a query's room-mates that some source proposes): {candidate_recall:.3f}
+[{low:.3f}, {high:.3f}].
+
+{markdown_rows(["row", "recall@10 [95% CI]", "NDCG@10", "recall@10 / control [95% CI]"], table)}
+"""
+        )
+    bar_rows = [
+        [
+            kind,
+            f"{FULL} / {BARS[kind][0]}",
+            f"{value:.2f} [{low:.2f}, {high:.2f}]",
+            f"≥ {target:.2f}",
+            "met" if met else "**missed**",
+        ]
+        for kind, (value, (low, high), target, met) in study.bars().items()
+    ]
+    text = f"""# Related Pins on ikea-rooms: the paper's Table 4 as offline rows
+
+`{command}`
+
+{study.catalog_pins} products, {study.rooms} rooms; seeds {", ".join(map(str, study.seeds))}, each splitting the
+rooms into train and test. Everything (graph, categories, rankers) comes from the training rooms; each item of a
+test room queries for the room's other items. Warm queries are in some training room, cold ones in none.
+Intervals: bootstrap over test rooms (paired for ratios), pooled over seeds. The full ranker is {FULL}
+(every feature, the paper's launched variant), fixed before the test numbers were seen.
+
+## Bars
+
+{markdown_rows(["queries", "ratio of recall@10", "value [95% CI]", "bar", ""], bar_rows)}
+
+{chr(10).join(sections)}
+![recall@10 by row](related-recall.png)
+"""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "related.md") as tmp:
+            tmp.write_text(text)
+        with atomic_path(out / "related.csv") as tmp:
+            tmp.write_text(csv_text(["queries", "row", "measure", "value"], csv_rows))
+        plot_recall(study, out / "related-recall.png")
+    return text
+
+
+def plot_recall(study: RelatedStudy, path: Path) -> None:
+    """recall@10 per row with its interval, warm and cold queries side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, kind in zip(axes, ("warm", "cold"), strict=True):
+        outcomes = study.subset(kind == "warm")
+        values = [study.mean(outcomes, study.measure(outcomes, row)) for row in ROWS]
+        error = np.array([[v - lo, hi - v] for v, (lo, hi) in values]).T
+        colours = ["#bbbbbb"] * len(BASELINES) + ["#4c72b0"] * len(RANKERS)
+        ax.bar(np.arange(len(ROWS)), [v for v, _ in values], yerr=error, capsize=3, color=colours)
+        ax.set_xticks(np.arange(len(ROWS)), ROWS, rotation=40, ha="right", fontsize=8)
+        ax.set_title(f"{kind} queries ({len(outcomes)})")
+    axes[0].set_ylabel("recall@10 of the room's other items")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

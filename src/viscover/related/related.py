@@ -1,0 +1,370 @@
+"""Related Pins (section 6 of the paper): for a pin, the pins people saved to the same boards, re-ranked by a
+learned Rank-SVM so that visual similarity counts where it helps (Table 4).
+
+Candidates come from three sources: board co-occurrence, a random walk over the pin-board graph, and visual
+neighbours (the only source a pin on no board has). Each candidate gets features: its source scores, its
+visual similarity to the query under two layers of the backbone (pooled features and logits, our fc6 and
+fc8), the query's coarse category vector times that similarity (the paper's category cross features), and,
+in the paper's variants, the query's dominant visual object: A computes the query's visual features on that
+object's box, B does too and weighs visual similarity five times, C only weighs it five times.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from viscover.errors import BadArgumentError, BadSettingError
+from viscover.features.registry import parse_model_key
+from viscover.ingest import Pin
+from viscover.ingest.catalog import ObjectRun
+from viscover.related.graph import BoardGraph
+from viscover.related.ranker import RankSVM, ranked
+from viscover.search import PinQuery, Searcher
+from viscover.storage import atomic_path
+
+SOURCES = ("cooccurrence", "walk", "visual")
+DEPTH = {"cooccurrence": 200, "walk": 200, "visual": 100}  # candidates each source proposes at most
+FEATURE_SETS = ("cooccurrence", "visual", "category")  # each adds its features to the ones before
+VARIANTS = ("none", "A", "B", "C")
+VISUAL_BOOST = 5.0  # variants B and C: how much more visual similarity weighs for a dominant-object query
+MAX_CATEGORIES = 32  # the paper's 32 site-wide categories
+MODEL_FILE = "related/ranker.npz"
+MODEL_VERSION = 1
+GRAPH_FEATURES = ("cooccurrence", "jaccard", "lift", "walk", "from cooccurrence", "from walk", "from visual")
+VISUAL_FEATURES = ("visual pool", "visual logits")
+
+
+@dataclass(frozen=True)
+class Categories:
+    """Coarse categories. A pin's vector is the share of its boards in each category when boards have types
+    (IKEA's room types; Pinterest derives categories from boards), else a one-hot of its own category."""
+
+    names: tuple[str, ...] = ()
+    board_category: Mapping[int, int] = field(default_factory=dict)  # board id → category index
+    by_pin_category: bool = False
+
+    @classmethod
+    def from_board_types(cls, board_types: Mapping[int, str]) -> Categories:
+        names = tuple(sorted(set(board_types.values())))
+        return cls(names, {board: names.index(kind) for board, kind in board_types.items()})
+
+    @classmethod
+    def from_pin_categories(cls, categories: Sequence[str | None]) -> Categories:
+        common = Counter(c for c in categories if c).most_common(MAX_CATEGORIES)
+        return cls(tuple(name for name, _ in common), by_pin_category=True)
+
+    def vector(self, pin: Pin, graph: BoardGraph) -> np.ndarray:
+        vector = np.zeros(len(self.names))
+        if self.by_pin_category:
+            if pin.category in self.names:
+                vector[self.names.index(pin.category)] = 1.0
+            return vector
+        kinds = [self.board_category[b] for b in graph.boards_of(pin.key).tolist() if b in self.board_category]
+        np.add.at(vector, kinds, 1.0)
+        return vector / max(1, len(kinds))
+
+
+def feature_names(feature_set: str, categories: Categories) -> tuple[str, ...]:
+    if feature_set not in FEATURE_SETS:
+        raise BadArgumentError(f"unknown feature set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")
+    names = GRAPH_FEATURES
+    if feature_set in ("visual", "category"):
+        names += VISUAL_FEATURES
+    if feature_set == "category":
+        names += tuple(f"category {name} x visual" for name in categories.names)
+    return names
+
+
+@dataclass
+class RelatedModel:
+    """What `viscover related train` learns and saves: the features, the variant, the categories, the ranker."""
+
+    feature_set: str
+    variant: str
+    categories: Categories
+    ranker: RankSVM
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return feature_names(self.feature_set, self.categories)
+
+    def save(self, path: Path) -> Path:
+        meta = {
+            "version": MODEL_VERSION,
+            "feature_set": self.feature_set,
+            "variant": self.variant,
+            "categories": list(self.categories.names),
+            "board_category": {str(b): c for b, c in self.categories.board_category.items()},
+            "by_pin_category": self.categories.by_pin_category,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, tmp.open("wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **self.ranker.to_arrays())
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> RelatedModel:
+        try:
+            with np.load(path) as saved:
+                meta = json.loads(str(saved["meta"]))
+                if meta.get("version") != MODEL_VERSION:
+                    raise ValueError(f"version {meta.get('version')!r}, this viscover reads {MODEL_VERSION}")
+                ranker = RankSVM.from_arrays({name: saved[name] for name in ("coef", "mean", "scale", "params")})
+            categories = Categories(
+                tuple(meta["categories"]),
+                {int(b): c for b, c in meta["board_category"].items()},
+                meta["by_pin_category"],
+            )
+            return cls(meta["feature_set"], meta["variant"], categories, ranker)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BadSettingError(
+                f"{path} holds no Related Pins model this viscover can read ({exc}): run `viscover related train`"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A query's candidate pins and each source's scores for them (absent: the source did not propose it)."""
+
+    keys: np.ndarray
+    scores: dict[str, dict[int, float]]  # "cooccurrence" (shared boards), "walk", "visual" (similarity)
+
+    def proposed_by(self, key: int) -> tuple[str, ...]:
+        return tuple(source for source in SOURCES if key in self.scores[source])
+
+
+@dataclass(frozen=True)
+class RelatedHit:
+    rank: int
+    pin: Pin
+    score: float
+    sources: tuple[str, ...]  # the candidate sources that proposed it
+    contributions: dict[str, float]  # each feature's part of the score (empty without a trained model)
+
+
+class VisualVectors:
+    """Stored feature vectors of one feature space, L2-normalised, read from the catalog as needed (or all at
+    once with `preload`, for evaluations on small catalogs)."""
+
+    def __init__(self, searcher: Searcher, model: str) -> None:
+        self.searcher, self.model = searcher, model
+        self._all: dict[int, np.ndarray] | None = None
+
+    def preload(self) -> VisualVectors:
+        keys, vectors = self.searcher.catalog.features(self.model)
+        self._all = dict(zip(keys.tolist(), _unit(vectors), strict=True))
+        return self
+
+    def rows(self, keys: Sequence[int]) -> np.ndarray:
+        """Unit vectors of the pins, in order; zeros for pins without one."""
+        if self._all is None:
+            found_keys, vectors = self.searcher.catalog.features(self.model, keys)
+            found = dict(zip(found_keys.tolist(), _unit(vectors), strict=True))
+        else:
+            found = self._all
+        width = next(iter(found.values())).shape[0] if found else 1
+        if not len(keys):
+            return np.zeros((0, width), np.float32)
+        return np.stack([found.get(int(k), np.zeros(width, np.float32)) for k in keys])
+
+
+def visual_vectors(searcher: Searcher) -> dict[str, VisualVectors]:
+    """The two feature spaces visual features compare in: the index's (pooled) and the same backbone's logits."""
+    visual = searcher.require_index(searcher.snapshot().visual, "index").model
+    backbone, _, digest = parse_model_key(visual)
+    return {"pool": VisualVectors(searcher, visual), "logits": VisualVectors(searcher, f"{backbone}/logits@{digest}")}
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True) if vectors.size else np.ones((len(vectors), 1))
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class RelatedPins:
+    """Related Pins for one catalog: candidates from `graph()` and the searcher, features, and the ranker of
+    `model` (without one, candidates come by shared boards, then walk visits, then visual similarity)."""
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        graph: Callable[[], BoardGraph],
+        model: RelatedModel | None = None,
+        vectors: Mapping[str, VisualVectors] | None = None,
+    ) -> None:
+        self.searcher, self.graph, self.model = searcher, graph, model
+        self._vectors = dict(vectors) if vectors else None
+
+    @property
+    def vectors(self) -> dict[str, VisualVectors]:
+        """The given vectors, else those of the published index's feature space (it may change)."""
+        return self._vectors or visual_vectors(self.searcher)
+
+    # -- candidates ----------------------------------------------------------------------------------------
+
+    def candidates(self, pin: Pin, graph: BoardGraph) -> Candidates:
+        """The query's candidates from every source (a pin on no board has only visual ones)."""
+        scores = {
+            "cooccurrence": graph.cooccurrence(pin.key).top(DEPTH["cooccurrence"]).as_dict(),
+            "walk": graph.walk(pin.key, seed=pin.key, enough=DEPTH["walk"]).top(DEPTH["walk"]).as_dict(),
+            "visual": {
+                hit.key: hit.similarity
+                for hit in self.searcher.search(PinQuery(pin.pin_id), DEPTH["visual"] + 1)
+                if hit.key != pin.key
+            },
+        }
+        keys = sorted(set().union(*(s.keys() for s in scores.values())))
+        return Candidates(np.array(keys, dtype=np.int64), scores)
+
+    # -- features ------------------------------------------------------------------------------------------
+
+    def features(
+        self,
+        pin: Pin,
+        candidates: Candidates,
+        graph: BoardGraph,
+        names: Sequence[str],
+        categories: Categories,
+        variant: str = "none",
+    ) -> tuple[np.ndarray, bool]:
+        """The candidates' feature rows (columns `names`), and whether the query has a dominant object."""
+        keys = candidates.keys
+        cooc = np.array([candidates.scores["cooccurrence"].get(k, 0.0) for k in keys.tolist()])
+        columns = {
+            "cooccurrence": np.log1p(cooc),
+            "jaccard": cooc / np.maximum(graph.degree(pin.key) + graph.degrees(keys) - cooc, 1),
+            "lift": np.log1p(cooc * graph.boards / np.maximum(graph.degree(pin.key) * graph.degrees(keys), 1)),
+            "walk": np.log1p(1000 * np.array([candidates.scores["walk"].get(k, 0.0) for k in keys.tolist()])),
+        }
+        for source in SOURCES:
+            columns[f"from {source}"] = np.array([float(k in candidates.scores[source]) for k in keys.tolist()])
+        dominant = self._dominant_vector(pin)
+        if any(name.startswith("visual") or name.startswith("category") for name in names):
+            query_pool = dominant if dominant is not None and variant in ("A", "B") else None
+            columns["visual pool"] = self._similarity("pool", pin.key, keys, query_pool)
+            columns["visual logits"] = self._similarity("logits", pin.key, keys)
+        if any(name.startswith("category") for name in names):
+            for name, share in zip(categories.names, categories.vector(pin, graph), strict=True):
+                columns[f"category {name} x visual"] = share * columns.get("visual pool", np.zeros(len(keys)))
+        X = np.stack([columns[name] for name in names], axis=1) if len(keys) else np.zeros((0, len(names)))
+        return X, dominant is not None
+
+    def _similarity(self, layer: str, key: int, keys: np.ndarray, query: np.ndarray | None = None) -> np.ndarray:
+        rows = self.vectors[layer].rows([key, *keys.tolist()])  # one read for the query and its candidates
+        query_vector = _unit(query[None])[0] if query is not None else rows[0]
+        return rows[1:] @ query_vector
+
+    def _dominant_vector(self, pin: Pin) -> np.ndarray | None:
+        """The pin's dominant object's vector, when `viscover objects` found one in the pooled feature space."""
+        objects = self.searcher.snapshot().objects
+        if objects is None or ObjectRun.parse(objects.model).model != self.vectors["pool"].model:
+            return None
+        found = self.searcher.catalog.dominant_object(objects.model, pin.key)
+        return None if found is None else found[1]
+
+    # -- ranking -------------------------------------------------------------------------------------------
+
+    def scores(self, pin: Pin, candidates: Candidates, graph: BoardGraph) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Each candidate's score and each feature's part of it (rows x features), with the features' names."""
+        model = self.model
+        if model is None:  # shared boards first, then walk visits, then visual similarity
+            keys = candidates.keys.tolist()
+            score = np.array(
+                [
+                    1e6 * candidates.scores["cooccurrence"].get(k, 0.0)
+                    + 1e3 * candidates.scores["walk"].get(k, 0.0)
+                    + candidates.scores["visual"].get(k, 0.0)
+                    for k in keys
+                ]
+            )
+            return score, np.zeros((len(keys), 0)), []
+        names = list(model.features)
+        X, dominant = self.features(pin, candidates, graph, names, model.categories, model.variant)
+        parts = model.ranker.contributions(X)
+        if dominant and model.variant in ("B", "C"):
+            boost = [name in VISUAL_FEATURES or name.startswith("category") for name in names]
+            parts[:, boost] *= VISUAL_BOOST
+        return parts.sum(axis=1), parts, names
+
+    def related(self, pin_id: str, k: int = 20, offset: int = 0) -> list[RelatedHit]:
+        """The pin's related pins from position `offset`, best first, with their sources and score parts."""
+        if k < 1 or offset < 0:
+            raise BadArgumentError(f"k must be at least 1 and offset at least 0, got k={k}, offset={offset}")
+        pin = self.searcher.pin(pin_id)
+        graph = self.graph()
+        candidates = self.candidates(pin, graph)
+        score, parts, names = self.scores(pin, candidates, graph)
+        order = ranked(score)[offset : offset + k]
+        pins = self.searcher.catalog.by_keys(candidates.keys[order].tolist())
+        return [
+            RelatedHit(
+                offset + n + 1,
+                pins[key],
+                float(score[row]),
+                candidates.proposed_by(key),
+                dict(zip(names, parts[row].tolist(), strict=True)),
+            )
+            for n, (row, key) in enumerate(zip(order.tolist(), candidates.keys[order].tolist(), strict=True))
+            if key in pins
+        ]
+
+
+class CatalogGraph:
+    """The catalog's pin-board graph, kept current: saves made since the last call are added (save order).
+    Deletes remove saves; they publish a new index generation, and only then are saves counted, and read
+    again in full if some went."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+        self._graph = BoardGraph()
+        self._last_save = 0
+        self._generation: int | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> BoardGraph:
+        catalog = self.searcher.catalog
+        generation = self.searcher.snapshot().generation.number
+        with self._lock:
+            saves, pins, boards = catalog.board_saves(self._last_save)
+            if generation != self._generation and catalog.board_save_count() != self._graph.edges + len(saves):
+                saves, pins, boards = catalog.board_saves(0)
+                self._graph = BoardGraph()
+            if len(saves):
+                self._graph.add(pins, boards)
+                self._last_save = int(saves[-1])
+            self._generation = generation
+            return self._graph
+
+
+def load_related(searcher: Searcher, graph: CatalogGraph | None = None) -> RelatedPins:
+    """Related Pins over a home: its catalog's graph and the model `viscover related train` saved, if any."""
+    path = searcher.settings.home / MODEL_FILE
+    model = RelatedModel.load(path) if path.exists() else None
+    return RelatedPins(searcher, graph or CatalogGraph(searcher), model)
+
+
+class LiveRelated:
+    """Related Pins for a server: one graph kept current for every request, and the saved model reloaded when
+    `viscover related train` saves a new one."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher, self.graph = searcher, CatalogGraph(searcher)
+        self._loaded: tuple[int | None, RelatedPins] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> RelatedPins:
+        path = self.searcher.settings.home / MODEL_FILE
+        try:
+            stamp: int | None = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != stamp:
+                self._loaded = (stamp, load_related(self.searcher, self.graph))
+            return self._loaded[1]

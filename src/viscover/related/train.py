@@ -1,0 +1,177 @@
+"""Learning the Related Pins ranker from boards, with a nested split: a seeded share of the boards gives the
+labels (a query's board-mates are the relevant candidates), and the graph that every candidate and count
+feature comes from is built from the other boards only. Without it, co-occurrence would be a perfect feature."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from viscover.errors import BadArgumentError, BadManifestError, NotEnoughDataError
+from viscover.related.graph import BoardGraph
+from viscover.related.ranker import RankSVM
+from viscover.related.related import (
+    MODEL_FILE,
+    VARIANTS,
+    Categories,
+    RelatedModel,
+    RelatedPins,
+    VisualVectors,
+    feature_names,
+)
+from viscover.search import Engine, Searcher
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    queries: int  # training queries (pins of label boards)
+    rows: int  # candidate rows they gave
+    label_boards: int
+    feature_boards: int
+    dominant_queries: int  # queries with a dominant object (0 until `viscover objects` has run)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class NestedSplit:
+    """Label boards (their saves say which candidates are relevant) and the graph of every other board, which
+    candidates and count features come from while training."""
+
+    label_boards: set[int]
+    label_pins: np.ndarray
+    label_board_of: np.ndarray  # parallel to label_pins
+    feature_graph: BoardGraph
+
+
+def nested_split(pins: np.ndarray, boards: np.ndarray, label_share: float, seed: int) -> NestedSplit:
+    """A seeded share of the distinct boards becomes labels; the rest make the feature graph."""
+    pins, boards = np.asarray(pins, dtype=np.int64), np.asarray(boards, dtype=np.int64)
+    distinct = np.unique(boards)
+    count = max(1, round(label_share * len(distinct)))
+    labels = set(np.random.default_rng(seed).permutation(distinct)[:count].tolist())
+    is_label = np.isin(boards, list(labels))
+    return NestedSplit(labels, pins[is_label], boards[is_label], BoardGraph(pins[~is_label], boards[~is_label]))
+
+
+def train_model(
+    searcher: Searcher,
+    pins: np.ndarray,
+    boards: np.ndarray,
+    *,
+    feature_set: str = "category",
+    variant: str = "C",
+    board_types: Mapping[int, str] | None = None,
+    vectors: Mapping[str, VisualVectors] | None = None,
+    label_share: float = 0.3,
+    max_queries: int = 1500,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[RelatedModel, TrainReport]:
+    """Learn a ranker from saves of `pins` to `boards` (the catalog's, or an evaluation's training boards).
+    Categories come from `board_types` (board id → type) when given, else from the pins' own categories."""
+    if variant not in VARIANTS:
+        raise BadArgumentError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    start = time.perf_counter()
+    split = nested_split(pins, boards, label_share, seed)
+    feature_graph = split.feature_graph
+    if board_types:
+        categories = Categories.from_board_types(board_types)
+    else:
+        categories = Categories.from_pin_categories(list(searcher.catalog.categories().values()))
+    names = feature_names(feature_set, categories)
+    related = RelatedPins(searcher, lambda: feature_graph, None, vectors)
+    queries = _label_queries(split.label_pins, split.label_board_of, max_queries, seed)
+    catalog_pins = searcher.catalog.by_keys(sorted({q for q, _ in queries}))
+    rows, relevance, groups, dominant_queries = [], [], [], 0
+    for group, (key, mates) in enumerate(tqdm(queries, desc="related: training queries", disable=not progress)):
+        pin = catalog_pins.get(key)
+        if pin is None:
+            continue
+        candidates = related.candidates(pin, feature_graph)
+        X, dominant = related.features(pin, candidates, feature_graph, names, categories, variant)
+        dominant_queries += dominant
+        rows.append(X)
+        relevance.append(np.isin(candidates.keys, list(mates)).astype(int))
+        groups.append(np.full(len(X), group))
+    if not rows:
+        raise NotEnoughDataError("no board has two pins to learn related pins from: save pins to boards first")
+    ranker = RankSVM(seed=seed).fit(np.concatenate(rows), np.concatenate(relevance), np.concatenate(groups))
+    report = TrainReport(
+        len(rows),
+        sum(len(r) for r in rows),
+        len(split.label_boards),
+        feature_graph.boards,
+        dominant_queries,
+        time.perf_counter() - start,
+    )
+    return RelatedModel(feature_set, variant, categories, ranker), report
+
+
+def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -> list[tuple[int, set[int]]]:
+    """(query pin, its other board-mates) for every pin of every label board with two pins or more; a seeded
+    sample of `most` when there are more."""
+    members: dict[int, set[int]] = {}
+    for pin, board in zip(pins.tolist(), boards.tolist(), strict=True):
+        members.setdefault(board, set()).add(pin)
+    queries = [(pin, group - {pin}) for _, group in sorted(members.items()) if len(group) > 1 for pin in sorted(group)]
+    if len(queries) > most:
+        picked = np.random.default_rng(seed).choice(len(queries), most, replace=False)
+        queries = [queries[i] for i in sorted(picked)]
+    return queries
+
+
+def read_board_types(path: Path, board_ids: Mapping[str, int]) -> dict[int, str]:
+    """Board id → type from a JSON-lines file of {"board" (or "room"): name, "type": kind}; boards the catalog
+    does not have are skipped, an empty type becomes "Other"."""
+    types = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadManifestError(f"cannot read board types from {path}: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            name = row.get("board", row.get("room"))
+        except (json.JSONDecodeError, AttributeError):
+            raise BadManifestError(f"{path}:{number}: not a JSON object") from None
+        if not isinstance(name, str):
+            raise BadManifestError(f'{path}:{number}: needs a "board" (or "room") name')
+        if name in board_ids:
+            types[board_ids[name]] = str(row.get("type") or "Other")
+    return types
+
+
+def train_home(
+    engine: Engine,
+    *,
+    board_types: Path | None = None,
+    feature_set: str | None = None,
+    variant: str | None = None,
+    progress: bool = True,
+) -> tuple[Path, TrainReport]:
+    """`viscover related train`: store the logits the visual features need, learn from every board of the
+    catalog, and save the model where the searcher and the server load it."""
+    settings = engine.settings
+    with engine.writing():
+        engine.extract(settings.backbone, "logits", progress)
+        searcher = engine.searcher
+        _, pins, boards = searcher.catalog.board_saves(0)
+        types = read_board_types(board_types, searcher.catalog.board_ids()) if board_types else None
+        model, report = train_model(
+            searcher,
+            pins,
+            boards,
+            feature_set=feature_set or settings.related_features,
+            variant=variant or settings.related_variant,
+            board_types=types,
+            progress=progress,
+        )
+        return model.save(settings.home / MODEL_FILE), report

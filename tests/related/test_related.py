@@ -1,0 +1,186 @@
+"""Related Pins: the graph's candidate scores, the Rank-SVM, the nested split, cold pins, live board updates,
+the CLI, and the evaluation on a few real ikea-rooms rooms."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from tests.conftest import IKEA, ikea_manifest
+from tests.test_cli import viscover
+from viscover import Engine
+from viscover.config import Settings
+from viscover.errors import BadArgumentError, BadSettingError, NotEnoughDataError, UnknownPinError
+from viscover.related import MODEL_FILE, BoardGraph, Categories, LiveRelated, RankSVM, RelatedModel, load_related
+from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
+from viscover.related.train import nested_split
+from viscover.search import Searcher
+
+# pins 0-4 on boards 10-12:  board 10: {0, 1, 2}, board 11: {0, 1, 3}, board 12: {3, 4}
+HAND_MADE = [(0, 10), (1, 10), (2, 10), (0, 11), (1, 11), (3, 11), (3, 12), (4, 12)]
+
+
+def test_cooccurrence_on_a_hand_made_graph() -> None:
+    graph = BoardGraph.from_pairs(HAND_MADE)
+    assert graph.edges == 8 and graph.boards == 3
+    assert graph.cooccurrence(0).as_dict() == {1: 2.0, 2: 1.0, 3: 1.0}
+    jaccard = graph.cooccurrence(0, "jaccard").as_dict()  # shared / (deg 0 + deg other - shared)
+    assert jaccard == pytest.approx({1: 2 / 2, 2: 1 / 2, 3: 1 / 3})
+    lift = graph.cooccurrence(3, "lift").as_dict()  # shared * boards / (deg 3 * deg other)
+    assert lift == pytest.approx({0: 3 / 4, 1: 3 / 4, 4: 3 / 2})
+    assert list(graph.cooccurrence(3, "lift").keys) == [4, 0, 1]  # best first, ties by key
+    assert graph.cooccurrence(99).as_dict() == {} and graph.walk(99).as_dict() == {}
+    with pytest.raises(ValueError, match="unknown normalization"):
+        graph.cooccurrence(0, "cosine")
+    graph.add(np.array([2]), np.array([11]))  # a new save: counts follow at once
+    assert graph.cooccurrence(0).as_dict()[2] == 2.0 and graph.edges == 9
+
+
+def test_random_walk_estimates_personalised_pagerank() -> None:
+    """Visits to pins of a walk with restart from a pin ≈ networkx's personalised PageRank on the bipartite
+    graph (restart = 1 - alpha), over pins other than the start, normalised."""
+    rng = np.random.default_rng(3)
+    pairs = sorted({(int(p), int(b)) for p, b in zip(rng.integers(0, 30, 90), rng.integers(100, 112, 90), strict=True)})
+    graph = BoardGraph.from_pairs(pairs)
+    start = pairs[0][0]
+    bipartite = nx.Graph([(f"p{p}", f"b{b}") for p, b in pairs])
+    ppr = nx.pagerank(bipartite, alpha=0.7, personalization={f"p{start}": 1.0}, tol=1e-12, max_iter=1000)
+    # the walk counts where walkers stand after each move; pins are every other step, so compare pin shares
+    expected = {int(node[1:]): value for node, value in ppr.items() if node.startswith("p") and node != f"p{start}"}
+    total = sum(expected.values())
+    walked = graph.walk(start, steps=400_000, restart=0.3, seed=1).as_dict()
+    for pin, value in expected.items():
+        assert walked.get(pin, 0.0) == pytest.approx(value / total, abs=0.01)
+    top = sorted(expected, key=lambda p: (-expected[p], p))[:5]
+    assert set(graph.walk(start, steps=400_000, restart=0.3, seed=1).top(8).keys.tolist()) >= set(top[:3])
+    again = graph.walk(start, steps=2000, restart=0.3, seed=1)
+    assert again.as_dict() == graph.walk(start, steps=2000, restart=0.3, seed=1).as_dict()  # seeded
+    early = graph.walk(start, steps=400_000, restart=0.3, seed=1, enough=5)
+    assert np.count_nonzero(early.scores) >= 5  # stopped early, with at least the pins it was asked for
+
+
+def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    true = np.array([2.0, -1.0, 0.0, 0.5])
+    X = rng.normal(size=(4000, 4)) * np.array([1.0, 3.0, 1.0, 0.5])
+    groups = np.repeat(np.arange(200), 20)
+    y = (X @ true + rng.normal(scale=0.3, size=len(X)) > 0.5).astype(int)
+    ranker = RankSVM(C=1.0, max_pairs=100).fit(X, y, groups)
+    learned = ranker.coef_ / ranker.scale_  # back to the raw features' units
+    cosine = learned @ true / np.linalg.norm(learned) / np.linalg.norm(true)
+    assert cosine > 0.97
+    assert np.allclose(ranker.decision_function(X), ranker.contributions(X).sum(axis=1))
+    model = RelatedModel("cooccurrence", "none", Categories.from_board_types({10: "Kitchen"}), ranker)
+    saved = RelatedModel.load(model.save(tmp_path / "ranker.npz"))
+    assert np.array_equal(saved.ranker.decision_function(X), ranker.decision_function(X))
+    (tmp_path / "broken.npz").write_bytes(b"not a model")
+    with pytest.raises(BadSettingError, match="related train"):
+        RelatedModel.load(tmp_path / "broken.npz")
+    with pytest.raises(NotEnoughDataError, match="no query has both"):
+        RankSVM().fit(X[:20], np.ones(20, int), groups[:20])
+
+
+def test_nested_split_keeps_scored_boards_out_of_the_features() -> None:
+    rng = np.random.default_rng(1)
+    pins, boards = rng.integers(0, 300, 2000), rng.integers(0, 60, 2000)
+    split = nested_split(pins, boards, 0.3, seed=4)
+    assert len(split.label_boards) == 18 and set(split.label_board_of.tolist()) == split.label_boards
+    for pin in set(split.label_pins.tolist()):
+        assert not set(split.feature_graph.boards_of(pin).tolist()) & split.label_boards
+    pairs = {(int(p), int(b)) for p, b in zip(pins, boards, strict=True)}
+    label_pairs = set(zip(split.label_pins.tolist(), split.label_board_of.tolist(), strict=True))
+    assert split.feature_graph.edges + len(label_pairs) == len(pairs)  # every save on exactly one side
+    assert nested_split(pins, boards, 0.3, seed=4).label_boards == split.label_boards  # seeded
+
+
+def test_related_pins_cold_start_and_live_board_updates(ikea_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(ikea_home, home)
+    manifest, rooms = ikea_manifest(tmp_path)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    cold = next(row["id"] for row in rows if not row["boards"])
+    query = rooms[0]["products"][0]
+    model_file = home / MODEL_FILE
+    trained_at = model_file.stat().st_mtime_ns
+    with Searcher(Settings.load(home)) as searcher:
+        live = LiveRelated(searcher)
+        related = live()
+        assert related.model is not None and related.model.variant == "C"
+        hits = related.related(query, k=200)
+        mates = set(rooms[0]["products"]) - {query}
+        assert {h.pin.pin_id for h in hits if "cooccurrence" in h.sources} >= mates
+        assert hits[0].contributions and sum(hits[0].contributions.values()) == pytest.approx(hits[0].score)
+        assert [h.rank for h in related.related(query, k=3, offset=2)] == [3, 4, 5]
+        assert [h.pin.pin_id for h in related.related(query, k=3, offset=2)] == [h.pin.pin_id for h in hits[2:5]]
+
+        cold_hits = related.related(cold, k=10)
+        assert len(cold_hits) == 10 and all(h.sources == ("visual",) for h in cold_hits)
+
+        # a new save: the cold pin joins the query's room; its list changes without retraining
+        stranger = next(h.pin.pin_id for h in reversed(hits) if "cooccurrence" not in h.sources)
+        with Engine.open(home) as engine:
+            cold_row = next(row for row in rows if row["id"] == cold)
+            engine.add(Path(cold_row["image"]).read_bytes(), cold, boards=[rooms[0]["room"]])
+            stranger_row = next(row for row in rows if row["id"] == stranger)
+            engine.add(Path(stranger_row["image"]).read_bytes(), stranger, boards=[rooms[0]["room"]])
+        after = live().related(query, k=200)
+        now_cooccurring = {h.pin.pin_id for h in after if "cooccurrence" in h.sources}
+        assert {cold, stranger} <= now_cooccurring
+        assert [h.pin.pin_id for h in after] != [h.pin.pin_id for h in hits]
+        assert "cooccurrence" in next(h for h in live().related(cold, k=200) if h.pin.pin_id == query).sources
+        assert model_file.stat().st_mtime_ns == trained_at  # nothing was retrained
+
+        with pytest.raises(UnknownPinError):
+            related.related("no-such-pin")
+        with pytest.raises(BadArgumentError):
+            related.related(query, k=0)
+
+
+def test_related_without_a_model_ranks_by_shared_boards(ikea_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(ikea_home, home)
+    (home / MODEL_FILE).unlink()
+    _, rooms = ikea_manifest(tmp_path)
+    query = rooms[0]["products"][0]
+    with Searcher(Settings.load(home)) as searcher:
+        hits = load_related(searcher).related(query, k=100)
+    mates = {p for room in rooms if query in room["products"] for p in room["products"]} - {query}
+    assert hits[0].contributions == {}
+    assert {h.pin.pin_id for h in hits[: len(mates)]} == mates  # every pin sharing a board comes first
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_cli_related_train_and_show(ikea_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(ikea_home, home)
+    _, rooms = ikea_manifest(tmp_path)
+    query = rooms[1]["products"][0]
+    trained = viscover("related", "train", "--features", "visual", "--variant", "none", home=home)
+    assert trained.returncode == 0 and "related: learned from" in trained.stdout, trained.stderr
+    shown = json.loads(viscover("related", "show", query, "-k", "5", "--json", home=home).stdout)
+    assert [r["rank"] for r in shown] == [1, 2, 3, 4, 5]
+    assert set(shown[0]["contributions"]) >= {"cooccurrence", "walk", "visual pool", "visual logits"}
+    explained = viscover("related", "show", query, "-k", "2", "--explain", home=home)
+    assert explained.returncode == 0 and explained.stdout.count("\n") == 5 and " walk " in explained.stdout
+    missing = viscover("related", "show", "no-such-pin", home=home)
+    assert missing.returncode == 2 and "no-such-pin" in missing.stderr and "Traceback" not in missing.stderr
+    bad = viscover("related", "train", "--variant", "D", home=home)
+    assert bad.returncode == 2 and "unknown variant 'D'" in bad.stderr
+
+
+def test_eval_related_on_a_few_rooms(tmp_path: Path) -> None:
+    settings = Settings.load(tmp_path / "home")
+    study = evaluate_related(IKEA, settings, tmp_path / "work", seeds=(0,), draws=50, limit=8, progress=False)
+    assert study.rooms == 8 and study.outcomes
+    assert {o.unit.split(":")[0] for o in study.outcomes} == {"0"}
+    warm = study.subset(True)
+    assert warm and all(set(o.recall) == set(ROWS) for o in warm)
+    text = write_related_report(study, tmp_path / "out", "viscover eval related")
+    assert "## Bars" in text and "variant C / cooccurrence" in text
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"related.md", "related.csv", "related-recall.png"}
+    assert ranking_metrics([5, 1, 9], {1, 2}) == pytest.approx((0.5, (1 / np.log2(3)) / (1 + 1 / np.log2(3))))
