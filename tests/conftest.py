@@ -90,7 +90,7 @@ def coco_val_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 IKEA = SHARED / "datasets" / "ikea-rooms"
-IKEA_ROOMS = 8  # the first rooms of ikea-rooms: their products, saved to them as boards
+IKEA_ROOMS = 16  # the first rooms of ikea-rooms: their products, saved to them as boards
 
 
 def ikea_manifest(folder: Path, rooms: int = IKEA_ROOMS) -> tuple[Path, list[dict]]:

@@ -593,7 +593,9 @@ def related_train_command(
     board_types: Annotated[
         Path | None, typer.Option(help='JSON lines of {"board" or "room": name, "type": kind}: category vectors')
     ] = None,
-    features: Annotated[str | None, typer.Option(help="cooccurrence, visual or category (default: settings)")] = None,
+    features: Annotated[
+        str | None, typer.Option(help="cooccurrence, visual, category or text (default: settings)")
+    ] = None,
     variant: Annotated[str | None, typer.Option(help="dominant-object variant: none, A, B or C")] = None,
 ) -> None:
     """Learn the Related Pins ranker from the catalog's boards (run `viscover objects` first for variants A-C)."""

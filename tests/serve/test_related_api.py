@@ -20,7 +20,7 @@ def test_related_pages_sources_and_errors(ikea_server: LiveServer) -> None:
         first = client.get(f"/v1/pins/{query}/related", params={"k": 5})
         assert first.status_code == 200, first.text
         page = first.json()
-        assert page["ranker"] == "category/C" and page["next_offset"] == 5
+        assert page["ranker"] == "text/C" and page["next_offset"] == 5
         assert [r["rank"] for r in page["results"]] == [1, 2, 3, 4, 5]
         assert all(r["sources"] and r["contributions"] and r["thumbnail_url"] for r in page["results"])
         second = client.get(f"/v1/pins/{query}/related", params={"k": 5, "offset": 5}).json()

@@ -39,6 +39,8 @@ IN_CHUNK = 900  # values per `IN (...)` list: under every SQLite build's limit o
 
 Change = Literal["added", "updated", "unchanged"]
 
+SAVE_CHECKSUM = "(key * 1000003 + board) % 1000000007"  # per save; summed, it changes when saves go
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -185,8 +187,9 @@ class CatalogView:
         saves = np.array(rows.fetchall(), dtype=np.int64).reshape(-1, 3)
         return saves[:, 0], saves[:, 1], saves[:, 2]
 
-    def board_save_count(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM pin_boards").fetchone()[0]
+    def board_saves_digest(self) -> tuple[int, int]:
+        """(how many saves, a checksum of them): tells a reader's copy of the saves whether some went."""
+        return self._db.execute(f"SELECT COUNT(*), COALESCE(SUM({SAVE_CHECKSUM}), 0) FROM pin_boards").fetchone()
 
     def board_ids(self) -> dict[str, int]:
         """Every board's id by name."""

@@ -28,21 +28,22 @@ from viscover.evaluate.bootstrap import bootstrap_interval
 from viscover.evaluate.report import csv_text, markdown_rows
 from viscover.evaluate.workhome import evaluation_settings, ingest_rows
 from viscover.related.graph import BoardGraph
-from viscover.related.related import Candidates, RelatedPins, VisualVectors, visual_vectors
+from viscover.related.related import SOURCES, Candidates, RelatedPins, VisualVectors, visual_vectors
 from viscover.related.train import train_model
 from viscover.search import Engine, Searcher
 from viscover.search.objects import index_objects
 from viscover.storage import atomic_path
 
 TOP = 10
-BASELINES = ("random", "popularity", "cooccurrence", "walk", "visual")
+BASELINES = ("random", "popularity", "cooccurrence", "walk", "visual", "text")
 RANKERS = {  # row → (feature set, variant)
     "control (co-occurrence features)": ("cooccurrence", "none"),
     "+ visual": ("visual", "none"),
     "+ category cross": ("category", "none"),
-    "variant A": ("category", "A"),
-    "variant B": ("category", "B"),
-    "variant C": ("category", "C"),
+    "+ text": ("text", "none"),
+    "variant A": ("text", "A"),
+    "variant B": ("text", "B"),
+    "variant C": ("text", "C"),
 }
 ROWS = (*BASELINES, *RANKERS)
 CONTROL = "control (co-occurrence features)"
@@ -62,6 +63,7 @@ class Outcome:
     """One test query: its room (the bootstrap unit), whether warm, and each row's measures."""
 
     unit: str
+    seed: int
     warm: bool
     candidate_recall: float
     recall: dict[str, float] = field(default_factory=dict)
@@ -143,6 +145,7 @@ def run_seed(
             rankings[row] = candidates.keys[np.lexsort((candidates.keys, -score))].tolist()
         outcome = Outcome(
             f"{seed}:{rooms[board].name}",
+            seed,
             graph.degree(key) > 0,
             len(relevant & set(candidates.keys.tolist())) / len(relevant),
         )
@@ -160,7 +163,7 @@ def _baseline_rankings(
     return {
         "random": rng.choice(others, min(TOP, len(others)), replace=False).tolist(),
         "popularity": [k for k in popular[: TOP + 1] if k != key],
-        **{source: _by_score(candidates.scores[source]) for source in ("cooccurrence", "walk", "visual")},
+        **{source: _by_score(candidates.scores[source]) for source in SOURCES},
     }
 
 
@@ -209,7 +212,7 @@ class RelatedStudy:
             return float(mine[rows].sum() / theirs[rows].sum()) if theirs[rows].sum() else float("nan")
 
         value = float(mine.sum() / theirs.sum()) if theirs.sum() else float("nan")
-        return value, bootstrap_interval(units, statistic, self.draws) if len(outcomes) else (np.nan, np.nan)
+        return value, bootstrap_interval(units, statistic, self.draws)
 
     def bars(self) -> dict[str, tuple[float, tuple[float, float], float, bool]]:
         """Per query kind: the full ranker's ratio over its bar's baseline, interval, target, and whether met."""
@@ -296,6 +299,15 @@ Candidate recall (share of a query's room-mates that some source proposes): {can
         ]
         for kind, (value, (low, high), target, met) in study.bars().items()
     ]
+    every_row = []
+    for row in RANKERS:
+        cells = [f"**{row}**" if row == FULL else row]
+        for kind, (base, _) in BARS.items():
+            outcomes = study.subset(kind == "warm")
+            value, (low, high) = study.ratio(outcomes, row, base)
+            per_seed = [study.ratio([o for o in outcomes if o.seed == seed], row, base)[0] for seed in study.seeds]
+            cells += [f"{value:.2f} [{low:.2f}, {high:.2f}]", " / ".join(f"{v:.2f}" for v in per_seed)]
+        every_row.append(cells)
     text = f"""# Related Pins on ikea-rooms: the paper's Table 4 as offline rows
 
 `{command}`
@@ -309,6 +321,10 @@ Intervals: bootstrap over test rooms (paired for ratios), pooled over seeds. The
 ## Bars
 
 {markdown_rows(["queries", "ratio of recall@10", "value [95% CI]", "bar", ""], bar_rows)}
+
+Every ranker against the bars' baselines (pooled [95% CI], then each seed):
+
+{markdown_rows(["ranker", "warm / cooccurrence", "per seed", "cold / popularity", "per seed"], every_row)}
 
 {chr(10).join(sections)}
 ![recall@10 by row](related-recall.png)

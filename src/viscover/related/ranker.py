@@ -15,7 +15,9 @@ class RankSVM:
     """`fit(X, y, groups)` learns w from pairs within each group (query) whose labels differ;
     `decision_function(X)` is w · standardised x. A scikit-learn estimator (`get_params`, `set_params`)."""
 
-    def __init__(self, C: float = 0.1, max_pairs: int = 200, seed: int = 0) -> None:
+    ARRAYS = ("coef", "mean", "scale", "params")  # what `to_arrays` gives and `from_arrays` takes
+
+    def __init__(self, C: float = 0.1, max_pairs: int = 1000, seed: int = 0) -> None:
         self.C, self.max_pairs, self.seed = C, max_pairs, seed
 
     def get_params(self, deep: bool = True) -> dict[str, object]:

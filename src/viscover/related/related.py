@@ -26,19 +26,22 @@ from viscover.ingest import Pin
 from viscover.ingest.catalog import ObjectRun
 from viscover.related.graph import BoardGraph
 from viscover.related.ranker import RankSVM, ranked
-from viscover.search import PinQuery, Searcher
+from viscover.search import PinQuery, Searcher, relative_scores
 from viscover.storage import atomic_path
 
-SOURCES = ("cooccurrence", "walk", "visual")
-DEPTH = {"cooccurrence": 200, "walk": 200, "visual": 100}  # candidates each source proposes at most
-FEATURE_SETS = ("cooccurrence", "visual", "category")  # each adds its features to the ones before
+SOURCES = ("cooccurrence", "walk", "visual", "text")
+DEPTH = {"cooccurrence": 200, "walk": 200, "visual": 100, "text": 100}  # candidates each source proposes at most
+FEATURE_SETS = ("cooccurrence", "visual", "category", "text")  # each adds its features to the ones before
+KINDS = ("warm", "cold")  # queries on some board, and on none: each kind has its own ranker
 VARIANTS = ("none", "A", "B", "C")
 VISUAL_BOOST = 5.0  # variants B and C: how much more visual similarity weighs for a dominant-object query
 MAX_CATEGORIES = 32  # the paper's 32 site-wide categories
 MODEL_FILE = "related/ranker.npz"
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 GRAPH_FEATURES = ("cooccurrence", "jaccard", "lift", "walk", "from cooccurrence", "from walk", "from visual")
 VISUAL_FEATURES = ("visual pool", "visual logits")
+TEXT_FEATURES = ("text", "from text")
+MAX_TEXT_WORDS = 32  # of a pin's description, for its text candidates
 
 
 @dataclass(frozen=True)
@@ -75,25 +78,34 @@ def feature_names(feature_set: str, categories: Categories) -> tuple[str, ...]:
     if feature_set not in FEATURE_SETS:
         raise BadArgumentError(f"unknown feature set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")
     names = GRAPH_FEATURES
-    if feature_set in ("visual", "category"):
+    added = FEATURE_SETS.index(feature_set)
+    if added >= 1:
         names += VISUAL_FEATURES
-    if feature_set == "category":
+    if added >= 2:
         names += tuple(f"category {name} x visual" for name in categories.names)
+    if added >= 3:
+        names += TEXT_FEATURES
     return names
 
 
 @dataclass
 class RelatedModel:
-    """What `viscover related train` learns and saves: the features, the variant, the categories, the ranker."""
+    """What `viscover related train` learns and saves: the features, the variant, the categories, and a ranker
+    per kind of query (warm: on some board; cold: on none, so only visual and text candidates exist)."""
 
     feature_set: str
     variant: str
     categories: Categories
-    ranker: RankSVM
+    rankers: dict[str, RankSVM]
 
     @property
     def features(self) -> tuple[str, ...]:
         return feature_names(self.feature_set, self.categories)
+
+    def ranker(self, warm: bool) -> RankSVM:
+        """The ranker for a warm or cold query (the other kind's when training had none of this kind)."""
+        kind = "warm" if warm else "cold"
+        return self.rankers.get(kind) or next(iter(self.rankers.values()))
 
     def save(self, path: Path) -> Path:
         meta = {
@@ -106,7 +118,8 @@ class RelatedModel:
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, tmp.open("wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **self.ranker.to_arrays())
+            arrays = {f"{kind}.{name}": a for kind, r in self.rankers.items() for name, a in r.to_arrays().items()}
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
         return path
 
     @classmethod
@@ -116,13 +129,19 @@ class RelatedModel:
                 meta = json.loads(str(saved["meta"]))
                 if meta.get("version") != MODEL_VERSION:
                     raise ValueError(f"version {meta.get('version')!r}, this viscover reads {MODEL_VERSION}")
-                ranker = RankSVM.from_arrays({name: saved[name] for name in ("coef", "mean", "scale", "params")})
+                rankers = {
+                    kind: RankSVM.from_arrays({name: saved[f"{kind}.{name}"] for name in RankSVM.ARRAYS})
+                    for kind in KINDS
+                    if f"{kind}.coef" in saved
+                }
+                if not rankers:
+                    raise ValueError("no ranker in it")
             categories = Categories(
                 tuple(meta["categories"]),
                 {int(b): c for b, c in meta["board_category"].items()},
                 meta["by_pin_category"],
             )
-            return cls(meta["feature_set"], meta["variant"], categories, ranker)
+            return cls(meta["feature_set"], meta["variant"], categories, rankers)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadSettingError(
                 f"{path} holds no Related Pins model this viscover can read ({exc}): run `viscover related train`"
@@ -134,7 +153,7 @@ class Candidates:
     """A query's candidate pins and each source's scores for them (absent: the source did not propose it)."""
 
     keys: np.ndarray
-    scores: dict[str, dict[int, float]]  # "cooccurrence" (shared boards), "walk", "visual" (similarity)
+    scores: dict[str, dict[int, float]]  # "cooccurrence" (shared boards), "walk", "visual" (similarity), "text"
 
     def proposed_by(self, key: int) -> tuple[str, ...]:
         return tuple(source for source in SOURCES if key in self.scores[source])
@@ -209,7 +228,10 @@ class RelatedPins:
     # -- candidates ----------------------------------------------------------------------------------------
 
     def candidates(self, pin: Pin, graph: BoardGraph) -> Candidates:
-        """The query's candidates from every source (a pin on no board has only visual ones)."""
+        """The query's candidates from every source (a pin on no board has only visual and text ones)."""
+        words = list(dict.fromkeys(pin.description.split()))[:MAX_TEXT_WORDS]
+        text = self.searcher.catalog.text_search(" ".join(words), DEPTH["text"] + 1, any_word=True)
+        text = [(key, score) for key, score in text if key != pin.key][: DEPTH["text"]]
         scores = {
             "cooccurrence": graph.cooccurrence(pin.key).top(DEPTH["cooccurrence"]).as_dict(),
             "walk": graph.walk(pin.key, seed=pin.key, enough=DEPTH["walk"]).top(DEPTH["walk"]).as_dict(),
@@ -218,6 +240,7 @@ class RelatedPins:
                 for hit in self.searcher.search(PinQuery(pin.pin_id), DEPTH["visual"] + 1)
                 if hit.key != pin.key
             },
+            "text": dict(zip([k for k, _ in text], relative_scores([s for _, s in text]), strict=True)),
         }
         keys = sorted(set().union(*(s.keys() for s in scores.values())))
         return Candidates(np.array(keys, dtype=np.int64), scores)
@@ -241,6 +264,7 @@ class RelatedPins:
             "jaccard": cooc / np.maximum(graph.degree(pin.key) + graph.degrees(keys) - cooc, 1),
             "lift": np.log1p(cooc * graph.boards / np.maximum(graph.degree(pin.key) * graph.degrees(keys), 1)),
             "walk": np.log1p(1000 * np.array([candidates.scores["walk"].get(k, 0.0) for k in keys.tolist()])),
+            "text": np.array([candidates.scores["text"].get(k, 0.0) for k in keys.tolist()]),
         }
         for source in SOURCES:
             columns[f"from {source}"] = np.array([float(k in candidates.scores[source]) for k in keys.tolist()])
@@ -273,20 +297,21 @@ class RelatedPins:
     def scores(self, pin: Pin, candidates: Candidates, graph: BoardGraph) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Each candidate's score and each feature's part of it (rows x features), with the features' names."""
         model = self.model
-        if model is None:  # shared boards first, then walk visits, then visual similarity
+        if model is None:  # shared boards first, then walk visits, then visual and text similarity
             keys = candidates.keys.tolist()
             score = np.array(
                 [
                     1e6 * candidates.scores["cooccurrence"].get(k, 0.0)
                     + 1e3 * candidates.scores["walk"].get(k, 0.0)
                     + candidates.scores["visual"].get(k, 0.0)
+                    + candidates.scores["text"].get(k, 0.0)
                     for k in keys
                 ]
             )
             return score, np.zeros((len(keys), 0)), []
         names = list(model.features)
         X, dominant = self.features(pin, candidates, graph, names, model.categories, model.variant)
-        parts = model.ranker.contributions(X)
+        parts = model.ranker(graph.degree(pin.key) > 0).contributions(X)
         if dominant and model.variant in ("B", "C"):
             boost = [name in VISUAL_FEATURES or name.startswith("category") for name in names]
             parts[:, boost] *= VISUAL_BOOST
@@ -317,29 +342,38 @@ class RelatedPins:
 
 class CatalogGraph:
     """The catalog's pin-board graph, kept current: saves made since the last call are added (save order).
-    Deletes remove saves; they publish a new index generation, and only then are saves counted, and read
-    again in full if some went."""
+    Deletes remove saves; they publish a new index generation, and only then are the saves' count and
+    checksum compared with the copy's, and all saves read again if they differ (a deleted save's number may
+    be given to a new one, so reading past the last number seen is not enough then)."""
 
     def __init__(self, searcher: Searcher) -> None:
         self.searcher = searcher
         self._graph = BoardGraph()
         self._last_save = 0
+        self._digest = (0, 0)  # (count, checksum) of the saves in the copy
         self._generation: int | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> BoardGraph:
         catalog = self.searcher.catalog
         generation = self.searcher.snapshot().generation.number
-        with self._lock:
+        with self._lock, catalog.snapshot():
             saves, pins, boards = catalog.board_saves(self._last_save)
-            if generation != self._generation and catalog.board_save_count() != self._graph.edges + len(saves):
+            digest = _digest(self._digest, pins, boards)
+            if generation != self._generation and catalog.board_saves_digest() != digest:
                 saves, pins, boards = catalog.board_saves(0)
-                self._graph = BoardGraph()
+                self._graph, digest = BoardGraph(), _digest((0, 0), pins, boards)
             if len(saves):
                 self._graph.add(pins, boards)
                 self._last_save = int(saves[-1])
-            self._generation = generation
+            self._digest, self._generation = digest, generation
             return self._graph
+
+
+def _digest(before: tuple[int, int], pins: np.ndarray, boards: np.ndarray) -> tuple[int, int]:
+    """`before` with these saves added, as `CatalogView.board_saves_digest` counts them."""
+    checksum = int(((pins * 1000003 + boards) % 1000000007).sum()) if len(pins) else 0
+    return before[0] + len(pins), before[1] + checksum
 
 
 def load_related(searcher: Searcher, graph: CatalogGraph | None = None) -> RelatedPins:

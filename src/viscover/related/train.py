@@ -17,6 +17,7 @@ from viscover.errors import BadArgumentError, BadManifestError, NotEnoughDataErr
 from viscover.related.graph import BoardGraph
 from viscover.related.ranker import RankSVM
 from viscover.related.related import (
+    KINDS,
     MODEL_FILE,
     VARIANTS,
     Categories,
@@ -26,6 +27,8 @@ from viscover.related.related import (
     feature_names,
 )
 from viscover.search import Engine, Searcher
+
+MIN_QUERIES = 20  # training queries a kind (warm, cold) needs for its own ranker; fewer teach noise
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def train_model(
     related = RelatedPins(searcher, lambda: feature_graph, None, vectors)
     queries = _label_queries(split.label_pins, split.label_board_of, max_queries, seed)
     catalog_pins = searcher.catalog.by_keys(sorted({q for q, _ in queries}))
-    rows, relevance, groups, dominant_queries = [], [], [], 0
+    rows: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {kind: [] for kind in KINDS}
+    dominant_queries = 0
     for group, (key, mates) in enumerate(tqdm(queries, desc="related: training queries", disable=not progress)):
         pin = catalog_pins.get(key)
         if pin is None:
@@ -96,21 +100,30 @@ def train_model(
         candidates = related.candidates(pin, feature_graph)
         X, dominant = related.features(pin, candidates, feature_graph, names, categories, variant)
         dominant_queries += dominant
-        rows.append(X)
-        relevance.append(np.isin(candidates.keys, list(mates)).astype(int))
-        groups.append(np.full(len(X), group))
-    if not rows:
-        raise NotEnoughDataError("no board has two pins to learn related pins from: save pins to boards first")
-    ranker = RankSVM(seed=seed).fit(np.concatenate(rows), np.concatenate(relevance), np.concatenate(groups))
+        kind = "warm" if feature_graph.degree(key) > 0 else "cold"
+        rows[kind].append((X, np.isin(candidates.keys, list(mates)).astype(int), np.full(len(X), group)))
+    rankers, teaching = {}, {}
+    for kind, parts in rows.items():
+        teaching[kind] = [part for part in parts if part[1].any() and not part[1].all()]  # can teach an order
+        if len(teaching[kind]) >= MIN_QUERIES:
+            X, y, groups = (np.concatenate(column) for column in zip(*teaching[kind], strict=True))
+            rankers[kind] = RankSVM(seed=seed).fit(X, y, groups)
+    if not rankers:
+        found = ", ".join(f"{len(parts)} {kind}" for kind, parts in teaching.items())
+        raise NotEnoughDataError(
+            f"too few boards to learn from: {found} queries have board-mates among their candidates, and a ranker "
+            f"needs {MIN_QUERIES}; save more pins to boards (without a ranker, related pins come by shared boards)"
+        )
+    every = [part for parts in rows.values() for part in parts]
     report = TrainReport(
-        len(rows),
-        sum(len(r) for r in rows),
+        len(every),
+        sum(len(X) for X, _, _ in every),
         len(split.label_boards),
         feature_graph.boards,
         dominant_queries,
         time.perf_counter() - start,
     )
-    return RelatedModel(feature_set, variant, categories, ranker), report
+    return RelatedModel(feature_set, variant, categories, rankers), report
 
 
 def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -> list[tuple[int, set[int]]]:
