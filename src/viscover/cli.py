@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from viscover.box import Box
 from viscover.config import Settings
-from viscover.errors import UnknownPinError, ViscoverError
+from viscover.errors import BadArgumentError, UnknownPinError, ViscoverError
 from viscover.features import METHODS, list_backbones
 from viscover.index import METRICS
 from viscover.ingest import read_bytes
@@ -650,6 +650,14 @@ def related_show_command(
             typer.echo("        " + ", ".join(f"{name} {value:+.3f}" for name, value in parts[:6]))
 
 
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(seed) for seed in _split(text)]
+    except ValueError:
+        raise BadArgumentError(f"--seeds: whole numbers separated by commas, not {text!r}") from None
+    return list(dict.fromkeys(seeds))
+
+
 @eval_app.command("related")
 def eval_related_command(
     data: Annotated[Path, typer.Argument(help="the ikea-rooms folder (products.jsonl, rooms.jsonl)")],
@@ -670,7 +678,7 @@ def eval_related_command(
         data,
         settings,
         work or settings.home / "evaluations" / "related",
-        seeds=[int(seed) for seed in _split(seeds)],
+        seeds=_seeds(seeds),
         test_share=test_share,
         draws=draws,
         limit=limit,

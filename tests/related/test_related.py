@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import networkx as nx
@@ -19,7 +20,7 @@ from viscover.config import Settings
 from viscover.errors import BadArgumentError, BadSettingError, NotEnoughDataError, UnknownPinError
 from viscover.related import MODEL_FILE, BoardGraph, Categories, LiveRelated, RankSVM, RelatedModel, load_related
 from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
-from viscover.related.train import nested_split
+from viscover.related.train import nested_split, train_model
 from viscover.search import Searcher
 
 # pins 0-4 on boards 10-12:  board 10: {0, 1, 2}, board 11: {0, 1, 3}, board 12: {3, 4}
@@ -38,8 +39,9 @@ def test_cooccurrence_on_a_hand_made_graph() -> None:
     assert graph.cooccurrence(99).as_dict() == {} and graph.walk(99).as_dict() == {}
     with pytest.raises(ValueError, match="unknown normalization"):
         graph.cooccurrence(0, "cosine")
-    graph.add(np.array([2]), np.array([11]))  # a new save: counts follow at once
-    assert graph.cooccurrence(0).as_dict()[2] == 2.0 and graph.edges == 9
+    grown = graph.added(np.array([2, 7]), np.array([11, 13]))  # new saves make a new graph; the old one stays
+    assert grown.cooccurrence(0).as_dict()[2] == 2.0 and grown.edges == 10 and grown.degree(7) == 1
+    assert graph.cooccurrence(0).as_dict()[2] == 1.0 and graph.edges == 8 and graph.degree(7) == 0
 
 
 def test_random_walk_estimates_personalised_pagerank() -> None:
@@ -61,8 +63,10 @@ def test_random_walk_estimates_personalised_pagerank() -> None:
     assert set(graph.walk(start, steps=400_000, restart=0.3, seed=1).top(8).keys.tolist()) >= set(top[:3])
     again = graph.walk(start, steps=2000, restart=0.3, seed=1)
     assert again.as_dict() == graph.walk(start, steps=2000, restart=0.3, seed=1).as_dict()  # seeded
-    early = graph.walk(start, steps=400_000, restart=0.3, seed=1, enough=5)
-    assert np.count_nonzero(early.scores) >= 5  # stopped early, with at least the pins it was asked for
+    # early stopping on a bigger graph: once 5 pins have 4 visits the walk stops, having met far fewer pins
+    big = BoardGraph(rng.integers(0, 5000, 20_000), rng.integers(0, 2000, 20_000))
+    full, early = (big.walk(3, steps=100_000, seed=2, enough=enough) for enough in (0, 5))
+    assert 5 <= len(early.keys) < len(full.keys) / 4
 
 
 def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:
@@ -141,11 +145,10 @@ def test_related_pins_cold_start_and_live_board_updates(ikea_home: Path, tmp_pat
         with Engine.open(home) as engine:
             engine.delete([stranger])
             engine.add(Path(stranger_row["image"]).read_bytes(), f"{stranger}-again", boards=[rooms[1]["room"]])
-        gone = live().related(query, k=200)
-        assert (
-            stranger not in {h.pin.pin_id for h in gone}
-            and live.graph().edges == searcher.catalog.board_saves_digest()[0]
-        )
+        again = live().related(rooms[1]["products"][0], k=200)
+        assert "cooccurrence" in next(h.sources for h in again if h.pin.pin_id == f"{stranger}-again")
+        assert stranger not in {h.pin.pin_id for h in live().related(query, k=200)}
+        assert live.graph().edges == searcher.catalog.board_saves_digest()[0] == len(searcher.catalog.board_saves()[0])
 
         with pytest.raises(UnknownPinError):
             related.related("no-such-pin")
@@ -198,3 +201,66 @@ def test_eval_related_on_a_few_rooms(tmp_path: Path) -> None:
     assert "## Bars" in text and "variant C / cooccurrence" in text
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"related.md", "related.csv", "related-recall.png"}
     assert ranking_metrics([5, 1, 9], {1, 2}) == pytest.approx((0.5, (1 / np.log2(3)) / (1 + 1 / np.log2(3))))
+
+
+def test_requests_share_the_graph_while_saves_arrive(ikea_home: Path, tmp_path: Path) -> None:
+    """Readers on many threads while a writer saves pins to boards: no request fails or sees half a graph."""
+    home = tmp_path / "home"
+    shutil.copytree(ikea_home, home)
+    manifest, rooms = ikea_manifest(tmp_path)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    errors: list[BaseException] = []
+    done = threading.Event()
+    with Searcher(Settings.load(home)) as searcher:
+        live = LiveRelated(searcher)
+
+        def read() -> None:
+            while not done.is_set():
+                try:
+                    live().related(rooms[2]["products"][0], k=50)
+                except BaseException as exc:  # any failure is the test's failure
+                    errors.append(exc)
+
+        readers = [threading.Thread(target=read) for _ in range(3)]
+        for reader in readers:
+            reader.start()
+        with Engine.open(home) as engine, engine.writing():
+            for n, row in enumerate(rows[:12]):  # each save its own transaction, as ingest writes them
+                engine.catalog.update(engine.catalog.get(row["id"]).key, boards=[f"new-board-{n % 3}"])
+        done.set()
+        for reader in readers:
+            reader.join()
+        assert not errors, errors[:3]
+        assert live.graph().edges == searcher.catalog.board_saves_digest()[0]
+
+
+def test_training_builds_features_without_its_label_boards(ikea_home: Path) -> None:
+    with Searcher(Settings.load(ikea_home)) as searcher:
+        _, pins, boards = searcher.catalog.board_saves()
+        model, report = train_model(searcher, pins, boards, feature_set="cooccurrence", variant="none", seed=3)
+    distinct = len(set(boards.tolist()))
+    assert report.label_boards == round(0.3 * distinct) and report.label_boards + report.feature_boards == distinct
+    assert set(model.rankers) <= {"warm", "cold"} and model.rankers
+    with pytest.raises(BadArgumentError, match="unknown feature set"):
+        train_model(searcher, pins, boards, feature_set="pixels", variant="none")
+
+
+def test_bad_input_to_the_related_commands(ikea_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(ikea_home, home)
+    unknown = tmp_path / "types.jsonl"
+    unknown.write_text('{"board": "no-such-board", "type": "Kitchen"}\n')
+    for args, message in (
+        (("related", "train", "--board-types", str(unknown)), "names a board of this catalog"),
+        (("related", "train", "--board-types", str(tmp_path / "missing.jsonl")), "cannot read board types"),
+        (("related", "train", "--features", "pixels"), "unknown feature set 'pixels'"),
+        (("related", "show", rooms_first_product(), "-k", "0"), "-k"),
+        (("eval", "related", str(IKEA), "--seeds", "x"), "--seeds"),
+        (("eval", "related", str(tmp_path)), "products.jsonl"),
+    ):
+        answer = viscover(*args, home=home)
+        assert answer.returncode == 2 and message in answer.stderr and "Traceback" not in answer.stderr, answer.stderr
+
+
+def rooms_first_product() -> str:
+    return json.loads((IKEA / "rooms.jsonl").read_text().splitlines()[0])["products"][0]

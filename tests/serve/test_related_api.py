@@ -41,11 +41,22 @@ def test_a_new_board_save_shows_up_in_related_at_once(ikea_server: LiveServer) -
     outsider = rooms()[2]["products"][-1]
     image = (IKEA / "products" / f"{outsider}.jpg").read_bytes()
     with httpx.Client(base_url=ikea_server.url, timeout=60) as client:
-        before = client.get(f"/v1/pins/{query}/related", params={"k": 100}).json()["results"]
+        before = every_page(client, query)
         assert "cooccurrence" not in next((r["sources"] for r in before if r["pin_id"] == outsider), [])
         saved = client.post(
             "/v1/pins", files={"image": ("x.jpg", image)}, data={"pin_id": outsider, "boards": room["room"]}
         )
         assert saved.status_code == 201 and saved.json()["change"] == "updated", saved.text
-        after = client.get(f"/v1/pins/{query}/related", params={"k": 100}).json()["results"]
+        after = every_page(client, query)
         assert "cooccurrence" in next(r["sources"] for r in after if r["pin_id"] == outsider)
+
+
+def every_page(client: httpx.Client, pin_id: str) -> list[dict]:
+    """Every related pin, page after page; ranks run on without a gap."""
+    results, offset = [], 0
+    while offset is not None:
+        page = client.get(f"/v1/pins/{pin_id}/related", params={"k": 100, "offset": offset}).json()
+        results += page["results"]
+        offset = page["next_offset"]
+    assert [r["rank"] for r in results] == list(range(1, len(results) + 1))
+    return results

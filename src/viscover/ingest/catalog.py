@@ -39,7 +39,7 @@ IN_CHUNK = 900  # values per `IN (...)` list: under every SQLite build's limit o
 
 Change = Literal["added", "updated", "unchanged"]
 
-SAVE_CHECKSUM = "(key * 1000003 + board) % 1000000007"  # per save; summed, it changes when saves go
+TEXT_COLUMNS = ("description", "boards", "category")  # of the full-text index, pin_text
 
 
 @dataclass(frozen=True)
@@ -188,8 +188,14 @@ class CatalogView:
         return saves[:, 0], saves[:, 1], saves[:, 2]
 
     def board_saves_digest(self) -> tuple[int, int]:
-        """(how many saves, a checksum of them): tells a reader's copy of the saves whether some went."""
-        return self._db.execute(f"SELECT COUNT(*), COALESCE(SUM({SAVE_CHECKSUM}), 0) FROM pin_boards").fetchone()
+        """(how many saves, the sum of `save_checksum` over them), kept by triggers: tells a reader's copy of the
+        saves whether some went."""
+        return self._db.execute("SELECT saves, checksum FROM board_save_digest").fetchone()
+
+    @staticmethod
+    def save_checksum(pins: np.ndarray, boards: np.ndarray) -> int:
+        """The sum of one number per save (pin key, board id), as the catalog's triggers add them up."""
+        return int(((pins.astype(np.int64) * 1000003 + boards) % 1000000007).sum()) if len(pins) else 0
 
     def board_ids(self) -> dict[str, int]:
         """Every board's id by name."""
@@ -219,6 +225,13 @@ class CatalogView:
         rows = self._db.execute("SELECT term, df FROM terms WHERE df > 0 ORDER BY df DESC, term LIMIT ?", (limit,))
         return [(term, df) for term, df in rows]
 
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many pins hold each of these terms (terms no pin holds are left out)."""
+        rows = self._db.execute(
+            "SELECT term, df FROM terms WHERE df > 0 AND term IN (SELECT value FROM json_each(?))", [json.dumps(terms)]
+        )
+        return dict(rows.fetchall())
+
     def keys_with_term(self, term: str, keys: Sequence[int]) -> set[int]:
         """Which of `keys` are pins whose text holds `term`."""
         found: set[int] = set()
@@ -231,11 +244,18 @@ class CatalogView:
             found.update(row[0] for row in rows)
         return found
 
-    def text_search(self, text: str, limit: int, offset: int = 0, any_word: bool = False) -> list[tuple[int, float]]:
-        """(pin key, BM25 score, higher is better) of the pins whose text matches the words, best first."""
+    def text_search(
+        self, text: str, limit: int, offset: int = 0, any_word: bool = False, column: str | None = None
+    ) -> list[tuple[int, float]]:
+        """(pin key, BM25 score, higher is better) of the pins whose text (or only its `column`: description,
+        boards or category) matches the words, best first."""
         query = fts_query(text, any_word)
         if not query:
             return []
+        if column is not None:
+            if column not in TEXT_COLUMNS:
+                raise ValueError(f"unknown text column {column!r}; choose one of {', '.join(TEXT_COLUMNS)}")
+            query = f"{column} : ({query})"
         rows = self._db.execute(
             "SELECT rowid, -bm25(pin_text) AS score FROM pin_text WHERE pin_text MATCH ? "
             "ORDER BY score DESC, rowid LIMIT ? OFFSET ?",

@@ -232,7 +232,38 @@ def store_pin_terms(
     )
 
 
-MIGRATIONS = (_v1_release_layout, _v2_stable_keys_and_boards, _v3_weights_digest_in_model_keys, _v4_pin_text)
+# Related Pins keeps a copy of the saves and reads only new ones (rowid > the last seen); this running count and
+# checksum of every save, kept by triggers, tells it cheaply on every request whether some went (a deleted
+# save's rowid may be given to a new one) and it must read them all again.
+_V5 = """
+CREATE TABLE board_save_digest (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    saves INTEGER NOT NULL,
+    checksum INTEGER NOT NULL
+);
+INSERT INTO board_save_digest (id, saves, checksum)
+    SELECT 1, COUNT(*), COALESCE(SUM((key * 1000003 + board) % 1000000007), 0) FROM pin_boards;
+CREATE TRIGGER pin_boards_saved AFTER INSERT ON pin_boards BEGIN
+    UPDATE board_save_digest SET saves = saves + 1, checksum = checksum + (new.key * 1000003 + new.board) % 1000000007;
+END;
+CREATE TRIGGER pin_boards_unsaved AFTER DELETE ON pin_boards BEGIN
+    UPDATE board_save_digest SET saves = saves - 1, checksum = checksum - (old.key * 1000003 + old.board) % 1000000007;
+END;
+"""
+
+
+def _v5_board_save_digest(db: sqlite3.Connection, _upgrade: ModelKeyUpgrade | None) -> None:
+    for statement in _statements(_V5):
+        db.execute(statement)
+
+
+MIGRATIONS = (
+    _v1_release_layout,
+    _v2_stable_keys_and_boards,
+    _v3_weights_digest_in_model_keys,
+    _v4_pin_text,
+    _v5_board_save_digest,
+)
 LATEST = len(MIGRATIONS)
 
 

@@ -31,8 +31,13 @@ def pin_terms(description: str, boards: Iterable[str], category: str | None) -> 
 def as_term(text: str | None) -> str | None:
     """Words as the one term the analyser makes of them, as annotations carry it ("Casual Shoes" → "casual
     shoes"), or None when they make no term (only stop words, or more than three words)."""
-    words = [term for term in _analyzer()(text or "") if " " not in term]  # the words, in order, come first
-    return " ".join(words) if 0 < len(words) <= MAX_NGRAM else None
+    found = words(text or "")
+    return " ".join(found) if 0 < len(found) <= MAX_NGRAM else None
+
+
+def words(text: str) -> list[str]:
+    """The text's words as the analyser keeps them (lower case, stop words left out), in order."""
+    return [term for term in _analyzer()(text) if " " not in term]  # the words, in order, come first
 
 
 def fts_query(text: str, any_word: bool = False) -> str:

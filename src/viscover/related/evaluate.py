@@ -11,7 +11,7 @@ and dominant-object features added. Intervals: paired bootstrap over test rooms,
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,11 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from viscover.config import Settings
-from viscover.errors import BadArgumentError
+from viscover.errors import BadArgumentError, BadManifestError
 from viscover.evaluate.bootstrap import bootstrap_interval
 from viscover.evaluate.report import csv_text, markdown_rows
 from viscover.evaluate.workhome import evaluation_settings, ingest_rows
-from viscover.related.graph import BoardGraph
+from viscover.related.graph import BoardGraph, best_first
 from viscover.related.related import SOURCES, Candidates, RelatedPins, VisualVectors, visual_vectors
 from viscover.related.train import train_model
 from viscover.search import Engine, Searcher
@@ -47,7 +47,9 @@ RANKERS = {  # row → (feature set, variant)
 }
 ROWS = (*BASELINES, *RANKERS)
 CONTROL = "control (co-occurrence features)"
-FULL = "variant C"  # the shipped default, fixed before any test number was seen: every feature, the paper's C
+# the full ranker is the shipped default (every feature, the paper's variant C), fixed before any test number
+SHIPPED = tuple(Settings.model_fields[name].default for name in ("related_features", "related_variant"))
+FULL = next(row for row, choice in RANKERS.items() if choice == SHIPPED)
 BARS = {"warm": ("cooccurrence", 1.15), "cold": ("popularity", 3.0)}  # the full ranker over this row, at least
 
 
@@ -72,13 +74,29 @@ class Outcome:
 
 def load_rooms(folder: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """ikea-rooms' products (as manifest rows without boards: the evaluation makes its own graph) and rooms."""
-    products = [json.loads(line) for line in (folder / "products.jsonl").read_text().splitlines() if line.strip()]
-    rows = [
-        {k: row.get(k) for k in ("id", "description", "category")} | {"image": str((folder / row["image"]).resolve())}
-        for row in products
-    ]
-    rooms = [json.loads(line) for line in (folder / "rooms.jsonl").read_text().splitlines() if line.strip()]
+    products, rooms = (_json_lines(folder / name) for name in ("products.jsonl", "rooms.jsonl"))
+    try:
+        rows = [
+            {k: row.get(k) for k in ("id", "description", "category")}
+            | {"image": str((folder / row["image"]).resolve())}
+            for row in products
+        ]
+        for room in rooms:
+            room["room"], room["products"] = str(room["room"]), list(room["products"])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BadManifestError(f"{folder}: not laid out as ikea-rooms ({exc!r} missing or wrong)") from None
     return rows, rooms
+
+
+def _json_lines(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadArgumentError(
+            f"cannot read {path}: {exc} (the ikea-rooms folder holds products.jsonl and rooms.jsonl)"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise BadManifestError(f"{path}: a line is not JSON ({exc})") from None
 
 
 def ranking_metrics(ranking: Sequence[int], relevant: set[int]) -> tuple[float, float]:
@@ -88,10 +106,6 @@ def ranking_metrics(ranking: Sequence[int], relevant: set[int]) -> tuple[float, 
     dcg = float((gains / np.log2(np.arange(2, len(gains) + 2))).sum()) if len(gains) else 0.0
     ideal = float((1 / np.log2(np.arange(2, min(TOP, len(relevant)) + 2))).sum())
     return float(gains.sum()) / len(relevant), dcg / ideal
-
-
-def _by_score(scores: dict[int, float]) -> list[int]:
-    return [key for key, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
 
 
 def run_seed(
@@ -142,7 +156,7 @@ def run_seed(
         rankings = _baseline_rankings(candidates, everyone, popular, key, seed)
         for row, related in rankers.items():
             score, _, _ = related.scores(pin, candidates, graph)
-            rankings[row] = candidates.keys[np.lexsort((candidates.keys, -score))].tolist()
+            rankings[row] = best_first(candidates.keys, score).keys.tolist()
         outcome = Outcome(
             f"{seed}:{rooms[board].name}",
             seed,
@@ -163,7 +177,7 @@ def _baseline_rankings(
     return {
         "random": rng.choice(others, min(TOP, len(others)), replace=False).tolist(),
         "popularity": [k for k in popular[: TOP + 1] if k != key],
-        **{source: _by_score(candidates.scores[source]) for source in SOURCES},
+        **{source: candidates.ranking(source) for source in SOURCES},
     }
 
 
@@ -180,39 +194,36 @@ class RelatedStudy:
     def subset(self, warm: bool) -> list[Outcome]:
         return [o for o in self.outcomes if o.warm == warm]
 
-    def _units(self, outcomes: Sequence[Outcome]) -> tuple[np.ndarray, int]:
-        names = sorted({o.unit for o in outcomes})
-        index = {name: n for n, name in enumerate(names)}
-        return np.array([index[o.unit] for o in outcomes], dtype=np.int64), len(names)
+    def _by_room(self, outcomes: Sequence[Outcome], statistic: Callable[[np.ndarray], float]) -> tuple[float, float]:
+        """A bootstrap interval of `statistic(query rows)` resampling rooms, each with all of its queries."""
+        rooms: dict[str, list[int]] = {}
+        for row, outcome in enumerate(outcomes):
+            rooms.setdefault(outcome.unit, []).append(row)
+        members = [np.array(rows) for rows in rooms.values()]
+        return bootstrap_interval(
+            len(members), lambda picked: statistic(np.concatenate([members[u] for u in picked])), self.draws
+        )
 
     def mean(self, outcomes: Sequence[Outcome], values: np.ndarray) -> tuple[float, tuple[float, float]]:
-        """The mean over queries, with a bootstrap interval over rooms (all of a room's queries together)."""
-        unit_of, units = self._units(outcomes)
-        members = [np.flatnonzero(unit_of == u) for u in range(units)]
-
-        def statistic(picked: np.ndarray) -> float:
-            rows = np.concatenate([members[u] for u in picked])
-            return float(values[rows].mean()) if len(rows) else float("nan")
-
+        """The mean over queries, with a bootstrap interval over rooms."""
         if not len(values):
             return float("nan"), (float("nan"), float("nan"))
-        return float(values.mean()), bootstrap_interval(units, statistic, self.draws)
+        return float(values.mean()), self._by_room(outcomes, lambda rows: float(values[rows].mean()))
 
     def measure(self, outcomes: Sequence[Outcome], row: str, metric: str = "recall") -> np.ndarray:
         return np.array([getattr(o, metric)[row] for o in outcomes])
 
-    def ratio(self, outcomes: Sequence[Outcome], row: str, base: str) -> tuple[float, tuple[float, float]]:
-        """mean recall@10 of `row` over `base`'s on the same queries, with a paired bootstrap over rooms."""
+    def ratio(
+        self, outcomes: Sequence[Outcome], row: str, base: str, interval: bool = True
+    ) -> tuple[float, tuple[float, float]]:
+        """Mean recall@10 of `row` over `base`'s on the same queries, with a paired bootstrap over rooms."""
         mine, theirs = self.measure(outcomes, row), self.measure(outcomes, base)
-        unit_of, units = self._units(outcomes)
-        members = [np.flatnonzero(unit_of == u) for u in range(units)]
 
-        def statistic(picked: np.ndarray) -> float:
-            rows = np.concatenate([members[u] for u in picked])
+        def statistic(rows: np.ndarray) -> float:
             return float(mine[rows].sum() / theirs[rows].sum()) if theirs[rows].sum() else float("nan")
 
-        value = float(mine.sum() / theirs.sum()) if theirs.sum() else float("nan")
-        return value, bootstrap_interval(units, statistic, self.draws)
+        value = statistic(np.arange(len(outcomes)))
+        return value, self._by_room(outcomes, statistic) if interval else (float("nan"), float("nan"))
 
     def bars(self) -> dict[str, tuple[float, tuple[float, float], float, bool]]:
         """Per query kind: the full ranker's ratio over its bar's baseline, interval, target, and whether met."""
@@ -305,7 +316,10 @@ Candidate recall (share of a query's room-mates that some source proposes): {can
         for kind, (base, _) in BARS.items():
             outcomes = study.subset(kind == "warm")
             value, (low, high) = study.ratio(outcomes, row, base)
-            per_seed = [study.ratio([o for o in outcomes if o.seed == seed], row, base)[0] for seed in study.seeds]
+            per_seed = [
+                study.ratio([o for o in outcomes if o.seed == seed], row, base, interval=False)[0]
+                for seed in study.seeds
+            ]
             cells += [f"{value:.2f} [{low:.2f}, {high:.2f}]", " / ".join(f"{v:.2f}" for v in per_seed)]
         every_row.append(cells)
     text = f"""# Related Pins on ikea-rooms: the paper's Table 4 as offline rows

@@ -3,8 +3,8 @@ same boards.
 
 A sparse pins x boards incidence matrix (rows are pin keys, columns board ids, both never reused) answers
 co-occurrence for one pin with one sparse product, normalised by count, Jaccard or lift, and a random walk
-with restart over it (the way Pinterest's Pixie does) reaches pins two, four, six hops away. New saves are
-added to the matrix as they come; nothing pin x pin is ever stored, so nothing else needs updating.
+with restart over it (the way Pinterest's Pixie does) reaches pins two, four, six hops away. New saves make a
+new matrix; nothing pin x pin is ever stored, so nothing else needs updating.
 """
 
 from __future__ import annotations
@@ -32,36 +32,61 @@ class Scores:
         return dict(zip(self.keys.tolist(), self.scores.tolist(), strict=True))
 
 
-def _ranked(keys: np.ndarray, scores: np.ndarray) -> Scores:
-    order = np.lexsort((keys, -scores))  # best first; ties by key, so results are deterministic
+def best_first(keys: np.ndarray, scores: np.ndarray) -> Scores:
+    """Keys by score, best first; ties by key, so every ranking is deterministic."""
+    keys, scores = np.asarray(keys, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+    order = np.lexsort((keys, -scores))
     return Scores(keys[order], scores[order])
 
 
+def normalized(shared: np.ndarray, degree: int, degrees: np.ndarray, boards: int, normalization: str) -> np.ndarray:
+    """Boards shared with a pin of `degree` boards, per candidate of `degrees` boards: as they are (`count`),
+    over the boards either is on (`jaccard`), or over what independent saves to `boards` boards would give
+    (`lift`)."""
+    if normalization == "jaccard":
+        return shared / np.maximum(degree + degrees - shared, 1)
+    if normalization == "lift":
+        return shared * boards / np.maximum(degree * degrees, 1)
+    if normalization == "count":
+        return shared
+    raise ValueError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+
+
 class BoardGraph:
-    """Pins x boards incidence, with degrees; `add` takes new (pin key, board id) saves."""
+    """Pins x boards incidence, with degrees. Immutable, so requests can share one while `added` makes the
+    next one with new (pin key, board id) saves."""
 
     def __init__(self, pins: np.ndarray | None = None, boards: np.ndarray | None = None) -> None:
-        self._matrix = sparse.csr_matrix((0, 0), dtype=np.float32)
-        self.edges = 0
-        self.add(np.zeros(0, np.int64) if pins is None else pins, np.zeros(0, np.int64) if boards is None else boards)
+        empty = np.zeros(0, np.int64)
+        pins, boards = (empty if given is None else given for given in (pins, boards))
+        self._set(self._with(sparse.csr_matrix((0, 0), dtype=np.float32), pins, boards))
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[int, int]]) -> BoardGraph:
         edges = np.array(list(pairs), dtype=np.int64).reshape(-1, 2)
         return cls(edges[:, 0], edges[:, 1])
 
-    def add(self, pins: np.ndarray, boards: np.ndarray) -> None:
-        """Add saves of pins to boards (a save already there is kept once)."""
+    def added(self, pins: np.ndarray, boards: np.ndarray) -> BoardGraph:
+        """A new graph: this one with saves of pins to boards added (a save already there is kept once)."""
+        graph = BoardGraph.__new__(BoardGraph)
+        graph._set(self._with(self._matrix, pins, boards))
+        return graph
+
+    @staticmethod
+    def _with(matrix: sparse.csr_matrix, pins: np.ndarray, boards: np.ndarray) -> sparse.csr_matrix:
         pins, boards = np.asarray(pins, dtype=np.int64), np.asarray(boards, dtype=np.int64)
-        rows = max(self._matrix.shape[0], int(pins.max()) + 1 if len(pins) else 0)
-        cols = max(self._matrix.shape[1], int(boards.max()) + 1 if len(boards) else 0)
-        matrix = self._matrix.copy()
+        rows = max(matrix.shape[0], int(pins.max()) + 1 if len(pins) else 0)
+        cols = max(matrix.shape[1], int(boards.max()) + 1 if len(boards) else 0)
+        matrix = matrix.copy()
         matrix.resize((rows, cols))
         if len(pins):
             added = sparse.csr_matrix((np.ones(len(pins), np.float32), (pins, boards)), shape=(rows, cols))
             matrix = matrix + added
             matrix.data[:] = 1.0  # a pin saved twice to one board is one edge
         matrix.sort_indices()
+        return matrix
+
+    def _set(self, matrix: sparse.csr_matrix) -> None:
         self._matrix = matrix
         self._by_board = matrix.T.tocsr()
         self.pin_degree = np.diff(matrix.indptr).astype(np.int64)
@@ -94,11 +119,7 @@ class BoardGraph:
         keys, counts = shared.col.astype(np.int64), shared.data.astype(np.float64)
         mine = keys != key
         keys, counts = keys[mine], counts[mine]
-        if normalization == "jaccard":
-            counts = counts / (self.degree(key) + self.pin_degree[keys] - counts)
-        elif normalization == "lift":
-            counts = counts * self.boards / (self.degree(key) * self.pin_degree[keys])
-        return _ranked(keys, counts)
+        return best_first(keys, normalized(counts, self.degree(key), self.pin_degree[keys], self.boards, normalization))
 
     def walk(self, key: int, steps: int = 20_000, restart: float = 0.3, seed: int = 0, enough: int = 0) -> Scores:
         """A random walk with restart from `key` over pins and boards: at each step a walker jumps back to `key`
@@ -129,7 +150,7 @@ class BoardGraph:
                 break
         visits[key] = 0
         keys = np.flatnonzero(visits)
-        return _ranked(keys.astype(np.int64), visits[keys] / max(1, visits.sum()))
+        return best_first(keys, visits[keys] / max(1, visits.sum()))
 
     @staticmethod
     def _step(
@@ -142,4 +163,4 @@ class BoardGraph:
     def popularity(self) -> Scores:
         """Every pin on a board, by how many boards it is on."""
         keys = np.flatnonzero(self.pin_degree)
-        return _ranked(keys.astype(np.int64), self.pin_degree[keys].astype(np.float64))
+        return best_first(keys, self.pin_degree[keys])

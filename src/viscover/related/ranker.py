@@ -4,8 +4,6 @@ differences of such pairs; features are standardised first, so the weights compa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from viscover.errors import NotEnoughDataError
@@ -25,6 +23,8 @@ class RankSVM:
 
     def set_params(self, **params: object) -> RankSVM:
         for name, value in params.items():
+            if name not in self.get_params():
+                raise ValueError(f"RankSVM has no parameter {name!r}; it has {', '.join(self.get_params())}")
             setattr(self, name, value)
         return self
 
@@ -82,8 +82,3 @@ def pair_differences(X: np.ndarray, y: np.ndarray, groups: np.ndarray, max_pairs
             pairs = pairs[rng.choice(len(pairs), max_pairs, replace=False)]
         differences.append(X[pairs[:, 0]] - X[pairs[:, 1]])
     return np.concatenate(differences) if differences else np.zeros((0, X.shape[1]))
-
-
-def ranked(scores: Sequence[float]) -> np.ndarray:
-    """Row order, best score first (ties keep the rows' order)."""
-    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")

@@ -24,8 +24,9 @@ from viscover.errors import BadArgumentError, BadSettingError
 from viscover.features.registry import parse_model_key
 from viscover.ingest import Pin
 from viscover.ingest.catalog import ObjectRun
-from viscover.related.graph import BoardGraph
-from viscover.related.ranker import RankSVM, ranked
+from viscover.ingest.text import words
+from viscover.related.graph import BoardGraph, best_first, normalized
+from viscover.related.ranker import RankSVM
 from viscover.search import PinQuery, Searcher, relative_scores
 from viscover.storage import atomic_path
 
@@ -41,7 +42,8 @@ MODEL_VERSION = 2
 GRAPH_FEATURES = ("cooccurrence", "jaccard", "lift", "walk", "from cooccurrence", "from walk", "from visual")
 VISUAL_FEATURES = ("visual pool", "visual logits")
 TEXT_FEATURES = ("text", "from text")
-MAX_TEXT_WORDS = 32  # of a pin's description, for its text candidates
+TEXT_WORDS = 6  # a pin's text candidates match any of its description's rarest words
+TEXT_COMMON_SHARE, TEXT_MIN_COMMON = 0.01, 100  # ... that are in at most this share of pins (or this many)
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,12 @@ class Candidates:
     def proposed_by(self, key: int) -> tuple[str, ...]:
         return tuple(source for source in SOURCES if key in self.scores[source])
 
+    def ranking(self, source: str) -> list[int]:
+        """The pins one source proposed, best first."""
+        scores = self.scores[source]
+        keys = np.fromiter(scores, dtype=np.int64, count=len(scores))
+        return best_first(keys, np.fromiter(scores.values(), dtype=np.float64, count=len(scores))).keys.tolist()
+
 
 @dataclass(frozen=True)
 class RelatedHit:
@@ -219,18 +227,28 @@ class RelatedPins:
     ) -> None:
         self.searcher, self.graph, self.model = searcher, graph, model
         self._vectors = dict(vectors) if vectors else None
+        self._spaces: tuple[str, dict[str, VisualVectors]] | None = None  # the index's model, its spaces
 
     @property
     def vectors(self) -> dict[str, VisualVectors]:
         """The given vectors, else those of the published index's feature space (it may change)."""
-        return self._vectors or visual_vectors(self.searcher)
+        if self._vectors:
+            return self._vectors
+        model = self.searcher.require_index(self.searcher.snapshot().visual, "index").model
+        spaces = self._spaces
+        if spaces is None or spaces[0] != model:
+            spaces = self._spaces = (model, visual_vectors(self.searcher))
+        return spaces[1]
 
     # -- candidates ----------------------------------------------------------------------------------------
 
     def candidates(self, pin: Pin, graph: BoardGraph) -> Candidates:
         """The query's candidates from every source (a pin on no board has only visual and text ones)."""
-        words = list(dict.fromkeys(pin.description.split()))[:MAX_TEXT_WORDS]
-        text = self.searcher.catalog.text_search(" ".join(words), DEPTH["text"] + 1, any_word=True)
+        query = self._rarest_words(pin.description)
+        # descriptions only: a pin's text also holds its boards' names, which would leak held-out boards
+        text = self.searcher.catalog.text_search(
+            " ".join(query), DEPTH["text"] + 1, any_word=True, column="description"
+        )
         text = [(key, score) for key, score in text if key != pin.key][: DEPTH["text"]]
         scores = {
             "cooccurrence": graph.cooccurrence(pin.key).top(DEPTH["cooccurrence"]).as_dict(),
@@ -244,6 +262,17 @@ class RelatedPins:
         }
         keys = sorted(set().union(*(s.keys() for s in scores.values())))
         return Candidates(np.array(keys, dtype=np.int64), scores)
+
+    def _rarest_words(self, description: str) -> list[str]:
+        """The description's words that the fewest other pins hold: they say the most about what goes with it
+        (a product line's name, a material), and a query of few, rare words stays fast on a big catalog."""
+        frequency = self.searcher.catalog.document_frequencies(list(dict.fromkeys(words(description))))
+        common = max(
+            TEXT_MIN_COMMON, TEXT_COMMON_SHARE * len(self.searcher.require_index(self.searcher.snapshot().visual).codes)
+        )
+        # a word the pin alone holds matches nothing else; one in many pins ("men", "white") says little and is slow
+        useful = [word for word, df in frequency.items() if 1 < df <= common]
+        return sorted(useful, key=lambda word: (frequency[word], word))[:TEXT_WORDS]
 
     # -- features ------------------------------------------------------------------------------------------
 
@@ -261,8 +290,8 @@ class RelatedPins:
         cooc = np.array([candidates.scores["cooccurrence"].get(k, 0.0) for k in keys.tolist()])
         columns = {
             "cooccurrence": np.log1p(cooc),
-            "jaccard": cooc / np.maximum(graph.degree(pin.key) + graph.degrees(keys) - cooc, 1),
-            "lift": np.log1p(cooc * graph.boards / np.maximum(graph.degree(pin.key) * graph.degrees(keys), 1)),
+            "jaccard": normalized(cooc, graph.degree(pin.key), graph.degrees(keys), graph.boards, "jaccard"),
+            "lift": np.log1p(normalized(cooc, graph.degree(pin.key), graph.degrees(keys), graph.boards, "lift")),
             "walk": np.log1p(1000 * np.array([candidates.scores["walk"].get(k, 0.0) for k in keys.tolist()])),
             "text": np.array([candidates.scores["text"].get(k, 0.0) for k in keys.tolist()]),
         }
@@ -325,8 +354,12 @@ class RelatedPins:
         graph = self.graph()
         candidates = self.candidates(pin, graph)
         score, parts, names = self.scores(pin, candidates, graph)
-        order = ranked(score)[offset : offset + k]
-        pins = self.searcher.catalog.by_keys(candidates.keys[order].tolist())
+        order = best_first(candidates.keys, score).keys
+        pins = self.searcher.catalog.by_keys(order[: offset + k + 8].tolist())
+        if len(pins) < offset + k < len(order):  # pins deleted since: read on, so no rank is skipped
+            pins = self.searcher.catalog.by_keys(order.tolist())
+        shown = [key for key in order.tolist() if key in pins][offset : offset + k]
+        rows = np.searchsorted(candidates.keys, shown)  # candidates' keys are sorted
         return [
             RelatedHit(
                 offset + n + 1,
@@ -335,45 +368,36 @@ class RelatedPins:
                 candidates.proposed_by(key),
                 dict(zip(names, parts[row].tolist(), strict=True)),
             )
-            for n, (row, key) in enumerate(zip(order.tolist(), candidates.keys[order].tolist(), strict=True))
-            if key in pins
+            for n, (row, key) in enumerate(zip(rows.tolist(), shown, strict=True))
         ]
 
 
 class CatalogGraph:
-    """The catalog's pin-board graph, kept current: saves made since the last call are added (save order).
-    Deletes remove saves; they publish a new index generation, and only then are the saves' count and
-    checksum compared with the copy's, and all saves read again if they differ (a deleted save's number may
-    be given to a new one, so reading past the last number seen is not enough then)."""
+    """The catalog's pin-board graph, kept current: saves made since the last call are added (save order),
+    and when the catalog's running count and checksum of its saves differ from the copy's (saves went with
+    deleted pins, and a deleted save's number may be given to a new one) all saves are read again. Each
+    call returns an immutable graph, so concurrent requests never see one change under them."""
 
     def __init__(self, searcher: Searcher) -> None:
         self.searcher = searcher
         self._graph = BoardGraph()
         self._last_save = 0
         self._digest = (0, 0)  # (count, checksum) of the saves in the copy
-        self._generation: int | None = None
         self._lock = threading.Lock()
 
     def __call__(self) -> BoardGraph:
         catalog = self.searcher.catalog
-        generation = self.searcher.snapshot().generation.number
         with self._lock, catalog.snapshot():
             saves, pins, boards = catalog.board_saves(self._last_save)
-            digest = _digest(self._digest, pins, boards)
-            if generation != self._generation and catalog.board_saves_digest() != digest:
+            digest = (self._digest[0] + len(pins), self._digest[1] + catalog.save_checksum(pins, boards))
+            if catalog.board_saves_digest() != digest:
                 saves, pins, boards = catalog.board_saves(0)
-                self._graph, digest = BoardGraph(), _digest((0, 0), pins, boards)
+                self._graph, digest = BoardGraph(), (len(pins), catalog.save_checksum(pins, boards))
             if len(saves):
-                self._graph.add(pins, boards)
+                self._graph = self._graph.added(pins, boards)
                 self._last_save = int(saves[-1])
-            self._digest, self._generation = digest, generation
+            self._digest = digest
             return self._graph
-
-
-def _digest(before: tuple[int, int], pins: np.ndarray, boards: np.ndarray) -> tuple[int, int]:
-    """`before` with these saves added, as `CatalogView.board_saves_digest` counts them."""
-    checksum = int(((pins * 1000003 + boards) % 1000000007).sum()) if len(pins) else 0
-    return before[0] + len(pins), before[1] + checksum
 
 
 def load_related(searcher: Searcher, graph: CatalogGraph | None = None) -> RelatedPins:

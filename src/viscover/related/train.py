@@ -17,6 +17,7 @@ from viscover.errors import BadArgumentError, BadManifestError, NotEnoughDataErr
 from viscover.related.graph import BoardGraph
 from viscover.related.ranker import RankSVM
 from viscover.related.related import (
+    FEATURE_SETS,
     KINDS,
     MODEL_FILE,
     VARIANTS,
@@ -67,8 +68,8 @@ def train_model(
     pins: np.ndarray,
     boards: np.ndarray,
     *,
-    feature_set: str = "category",
-    variant: str = "C",
+    feature_set: str,
+    variant: str,
     board_types: Mapping[int, str] | None = None,
     vectors: Mapping[str, VisualVectors] | None = None,
     label_share: float = 0.3,
@@ -78,8 +79,7 @@ def train_model(
 ) -> tuple[RelatedModel, TrainReport]:
     """Learn a ranker from saves of `pins` to `boards` (the catalog's, or an evaluation's training boards).
     Categories come from `board_types` (board id → type) when given, else from the pins' own categories."""
-    if variant not in VARIANTS:
-        raise BadArgumentError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    check_choice(feature_set, variant)
     start = time.perf_counter()
     split = nested_split(pins, boards, label_share, seed)
     feature_graph = split.feature_graph
@@ -139,6 +139,14 @@ def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -
     return queries
 
 
+def check_choice(feature_set: str, variant: str) -> None:
+    """Refuse an unknown feature set or variant before any work."""
+    if feature_set not in FEATURE_SETS:
+        raise BadArgumentError(f"unknown feature set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")
+    if variant not in VARIANTS:
+        raise BadArgumentError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+
+
 def read_board_types(path: Path, board_ids: Mapping[str, int]) -> dict[int, str]:
     """Board id → type from a JSON-lines file of {"board" (or "room"): name, "type": kind}; boards the catalog
     does not have are skipped, an empty type becomes "Other"."""
@@ -159,6 +167,8 @@ def read_board_types(path: Path, board_ids: Mapping[str, int]) -> dict[int, str]
             raise BadManifestError(f'{path}:{number}: needs a "board" (or "room") name')
         if name in board_ids:
             types[board_ids[name]] = str(row.get("type") or "Other")
+    if not types:
+        raise BadManifestError(f"{path}: none of its {len(lines)} lines names a board of this catalog")
     return types
 
 
@@ -173,6 +183,8 @@ def train_home(
     """`viscover related train`: store the logits the visual features need, learn from every board of the
     catalog, and save the model where the searcher and the server load it."""
     settings = engine.settings
+    feature_set, variant = feature_set or settings.related_features, variant or settings.related_variant
+    check_choice(feature_set, variant)
     with engine.writing():
         engine.extract(settings.backbone, "logits", progress)
         searcher = engine.searcher
@@ -182,8 +194,8 @@ def train_home(
             searcher,
             pins,
             boards,
-            feature_set=feature_set or settings.related_features,
-            variant=variant or settings.related_variant,
+            feature_set=feature_set,
+            variant=variant,
             board_types=types,
             progress=progress,
         )

@@ -67,7 +67,7 @@ $("key-button").addEventListener("click", () => {
 // ---- result grids that load more on scroll ----------------------------------------------------------------
 
 // what a related pin's candidate sources are called on its card
-const SOURCE_NAMES = { cooccurrence: "same boards", walk: "nearby boards", visual: "looks alike" };
+const SOURCE_NAMES = { cooccurrence: "same boards", walk: "nearby boards", visual: "looks alike", text: "similar words" };
 
 function card(item, { onClick = null } = {}) {
   const link = document.createElement("a");
