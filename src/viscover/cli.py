@@ -594,7 +594,7 @@ def related_train_command(
         Path | None, typer.Option(help='JSON lines of {"board" or "room": name, "type": kind}: category vectors')
     ] = None,
     features: Annotated[
-        str | None, typer.Option(help="cooccurrence, visual, category or text (default: settings)")
+        str | None, typer.Option(help="auto, cooccurrence, visual, category or text (default: settings)")
     ] = None,
     variant: Annotated[str | None, typer.Option(help="dominant-object variant: none, A, B or C")] = None,
 ) -> None:
@@ -602,13 +602,13 @@ def related_train_command(
     from viscover.related.train import train_home
 
     with _engine() as engine:
-        path, report = train_home(
+        path, model, report = train_home(
             engine, board_types=board_types, feature_set=features, variant=variant, progress=_progress()
         )
     typer.echo(
         f"related: learned from {report.queries} queries ({report.rows} candidates; {report.label_boards} label "
         f"boards, {report.feature_boards} feature boards; {report.dominant_queries} queries with a dominant object) "
-        f"in {report.seconds:.1f} s; saved {path}"
+        f"in {report.seconds:.1f} s: {model.describe()}; saved {path}"
     )
 
 

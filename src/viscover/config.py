@@ -99,8 +99,10 @@ class Settings(BaseSettings):
     dot_min_annotation: float = Field(0.0, ge=0, description="a dot's least top-annotation score")
     dot_min_conformity: float = Field(0.5, ge=0, le=1, description="a dot's least category conformity")
     # Related Pins: the ranker `viscover related train` learns by default (docs/results/related-ikea compares all)
-    related_features: Literal["cooccurrence", "visual", "category", "text"] = Field(
-        "text", description="Related Pins ranker features: co-occurrence only, + visual, + category cross, + text"
+    related_features: Literal["auto", "cooccurrence", "visual", "category", "text"] = Field(
+        "auto",
+        description="Related Pins ranker features: co-occurrence only, + visual, + category cross, + text, or auto: "
+        "for warm and for cold queries, the set that does best on a dev split of the training boards",
     )
     related_variant: Literal["none", "A", "B", "C"] = Field(
         "C", description="Related Pins dominant-object variant (the paper's A, B, C; see docs/results/related-ikea)"

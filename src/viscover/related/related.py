@@ -38,7 +38,7 @@ VARIANTS = ("none", "A", "B", "C")
 VISUAL_BOOST = 5.0  # variants B and C: how much more visual similarity weighs for a dominant-object query
 MAX_CATEGORIES = 32  # the paper's 32 site-wide categories
 MODEL_FILE = "related/ranker.npz"
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 GRAPH_FEATURES = ("cooccurrence", "jaccard", "lift", "walk", "from cooccurrence", "from walk", "from visual")
 VISUAL_FEATURES = ("visual pool", "visual logits")
 TEXT_FEATURES = ("text", "from text")
@@ -92,27 +92,30 @@ def feature_names(feature_set: str, categories: Categories) -> tuple[str, ...]:
 
 @dataclass
 class RelatedModel:
-    """What `viscover related train` learns and saves: the features, the variant, the categories, and a ranker
-    per kind of query (warm: on some board; cold: on none, so only visual and text candidates exist)."""
+    """What `viscover related train` learns and saves: per kind of query (warm: on some board; cold: on none, so
+    only visual and text candidates exist) a feature set and a ranker; the variant; the categories."""
 
-    feature_set: str
+    feature_sets: dict[str, str]  # kind → feature set
     variant: str
     categories: Categories
     rankers: dict[str, RankSVM]
 
-    @property
-    def features(self) -> tuple[str, ...]:
-        return feature_names(self.feature_set, self.categories)
-
-    def ranker(self, warm: bool) -> RankSVM:
-        """The ranker for a warm or cold query (the other kind's when training had none of this kind)."""
+    def for_query(self, warm: bool) -> tuple[tuple[str, ...], RankSVM] | None:
+        """The features and ranker for a warm or cold query; None when training had too few of its kind (a
+        ranker learned on the other kind would weigh features that kind never had)."""
         kind = "warm" if warm else "cold"
-        return self.rankers.get(kind) or next(iter(self.rankers.values()))
+        if kind not in self.rankers:
+            return None
+        return feature_names(self.feature_sets[kind], self.categories), self.rankers[kind]
+
+    def describe(self) -> str:
+        kinds = ", ".join(f"{kind} {self.feature_sets.get(kind, 'unranked')}" for kind in KINDS)
+        return f"{kinds}; variant {self.variant}"
 
     def save(self, path: Path) -> Path:
         meta = {
             "version": MODEL_VERSION,
-            "feature_set": self.feature_set,
+            "feature_sets": self.feature_sets,
             "variant": self.variant,
             "categories": list(self.categories.names),
             "board_category": {str(b): c for b, c in self.categories.board_category.items()},
@@ -143,7 +146,7 @@ class RelatedModel:
                 {int(b): c for b, c in meta["board_category"].items()},
                 meta["by_pin_category"],
             )
-            return cls(meta["feature_set"], meta["variant"], categories, rankers)
+            return cls(dict(meta["feature_sets"]), meta["variant"], categories, rankers)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise BadSettingError(
                 f"{path} holds no Related Pins model this viscover can read ({exc}): run `viscover related train`"
@@ -326,7 +329,8 @@ class RelatedPins:
     def scores(self, pin: Pin, candidates: Candidates, graph: BoardGraph) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Each candidate's score and each feature's part of it (rows x features), with the features' names."""
         model = self.model
-        if model is None:  # shared boards first, then walk visits, then visual and text similarity
+        chosen = None if model is None else model.for_query(graph.degree(pin.key) > 0)
+        if chosen is None:  # shared boards first, then walk visits, then visual and text similarity
             keys = candidates.keys.tolist()
             score = np.array(
                 [
@@ -338,13 +342,13 @@ class RelatedPins:
                 ]
             )
             return score, np.zeros((len(keys), 0)), []
-        names = list(model.features)
+        names, ranker = chosen
         X, dominant = self.features(pin, candidates, graph, names, model.categories, model.variant)
-        parts = model.ranker(graph.degree(pin.key) > 0).contributions(X)
+        parts = ranker.contributions(X)
         if dominant and model.variant in ("B", "C"):
             boost = [name in VISUAL_FEATURES or name.startswith("category") for name in names]
             parts[:, boost] *= VISUAL_BOOST
-        return parts.sum(axis=1), parts, names
+        return parts.sum(axis=1), parts, list(names)
 
     def related(self, pin_id: str, k: int = 20, offset: int = 0) -> list[RelatedHit]:
         """The pin's related pins from position `offset`, best first, with their sources and score parts."""

@@ -77,8 +77,10 @@ def train_model(
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[RelatedModel, TrainReport]:
-    """Learn a ranker from saves of `pins` to `boards` (the catalog's, or an evaluation's training boards).
-    Categories come from `board_types` (board id → type) when given, else from the pins' own categories."""
+    """Learn a ranker per kind of query from saves of `pins` to `boards` (the catalog's, or an evaluation's
+    training boards), on `feature_set`, or with `auto` on the set each kind does best with on a dev split of
+    the label boards. Categories come from `board_types` (board id → type) when given, else from the pins'
+    own categories."""
     check_choice(feature_set, variant)
     start = time.perf_counter()
     split = nested_split(pins, boards, label_share, seed)
@@ -87,52 +89,106 @@ def train_model(
         categories = Categories.from_board_types(board_types)
     else:
         categories = Categories.from_pin_categories(list(searcher.catalog.categories().values()))
-    names = feature_names(feature_set, categories)
+    choices = FEATURE_SETS if feature_set == "auto" else (feature_set,)
+    names = feature_names(choices[-1], categories)  # each set's features come first in the next one's
     related = RelatedPins(searcher, lambda: feature_graph, None, vectors)
     queries = _label_queries(split.label_pins, split.label_board_of, max_queries, seed)
-    catalog_pins = searcher.catalog.by_keys(sorted({q for q, _ in queries}))
-    rows: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {kind: [] for kind in KINDS}
+    catalog_pins = searcher.catalog.by_keys(sorted({query.key for query in queries}))
+    rows: dict[str, list[QueryRows]] = {kind: [] for kind in KINDS}
     dominant_queries = 0
-    for group, (key, mates) in enumerate(tqdm(queries, desc="related: training queries", disable=not progress)):
-        pin = catalog_pins.get(key)
+    for query in tqdm(queries, desc="related: training queries", disable=not progress):
+        pin = catalog_pins.get(query.key)
         if pin is None:
             continue
         candidates = related.candidates(pin, feature_graph)
         X, dominant = related.features(pin, candidates, feature_graph, names, categories, variant)
         dominant_queries += dominant
-        kind = "warm" if feature_graph.degree(key) > 0 else "cold"
-        rows[kind].append((X, np.isin(candidates.keys, list(mates)).astype(int), np.full(len(X), group)))
-    rankers, teaching = {}, {}
-    for kind, parts in rows.items():
-        teaching[kind] = [part for part in parts if part[1].any() and not part[1].all()]  # can teach an order
+        kind = "warm" if feature_graph.degree(query.key) > 0 else "cold"
+        rows[kind].append(QueryRows(query, X, np.isin(candidates.keys, list(query.mates)).astype(int)))
+    rankers, chosen, teaching = {}, {}, {}
+    for kind, found in rows.items():
+        teaching[kind] = [rows for rows in found if rows.y.any() and not rows.y.all()]  # can teach an order
         if len(teaching[kind]) >= MIN_QUERIES:
-            X, y, groups = (np.concatenate(column) for column in zip(*teaching[kind], strict=True))
-            rankers[kind] = RankSVM(seed=seed).fit(X, y, groups)
+            chosen[kind] = _best_on_dev(teaching[kind], choices, categories, seed)
+            rankers[kind] = _fit(teaching[kind], len(feature_names(chosen[kind], categories)), seed)
     if not rankers:
-        found = ", ".join(f"{len(parts)} {kind}" for kind, parts in teaching.items())
+        counts = ", ".join(f"{len(found)} {kind}" for kind, found in teaching.items())
         raise NotEnoughDataError(
-            f"too few boards to learn from: {found} queries have board-mates among their candidates, and a ranker "
+            f"too few boards to learn from: {counts} queries have board-mates among their candidates, and a ranker "
             f"needs {MIN_QUERIES}; save more pins to boards (without a ranker, related pins come by shared boards)"
         )
-    every = [part for parts in rows.values() for part in parts]
+    every = [rows for found in rows.values() for rows in found]
     report = TrainReport(
         len(every),
-        sum(len(X) for X, _, _ in every),
+        sum(len(rows.y) for rows in every),
         len(split.label_boards),
         feature_graph.boards,
         dominant_queries,
         time.perf_counter() - start,
     )
-    return RelatedModel(feature_set, variant, categories, rankers), report
+    return RelatedModel(chosen, variant, categories, rankers), report
 
 
-def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -> list[tuple[int, set[int]]]:
-    """(query pin, its other board-mates) for every pin of every label board with two pins or more; a seeded
-    sample of `most` when there are more."""
+@dataclass(frozen=True)
+class LabelQuery:
+    key: int  # the query pin
+    board: int  # the label board it is on
+    mates: frozenset[int]  # its other pins
+
+
+@dataclass(frozen=True)
+class QueryRows:
+    """One training query's candidates: their features (every column training may use) and relevance."""
+
+    query: LabelQuery
+    X: np.ndarray
+    y: np.ndarray
+
+
+def _fit(found: list[QueryRows], columns: int, seed: int) -> RankSVM:
+    """A ranker on the first `columns` features of these queries' candidates."""
+    X = np.concatenate([rows.X[:, :columns] for rows in found])
+    groups = np.concatenate([np.full(len(rows.y), n) for n, rows in enumerate(found)])
+    return RankSVM(seed=seed).fit(X, np.concatenate([rows.y for rows in found]), groups)
+
+
+def _best_on_dev(found: list[QueryRows], choices: tuple[str, ...], categories: Categories, seed: int) -> str:
+    """The feature set whose ranker, fitted on some label boards, finds the most board-mates in the top 10 of
+    queries from the other label boards (a seeded quarter of them); ties go to the smaller set."""
+    if len(choices) == 1:
+        return choices[0]
+    boards = sorted({rows.query.board for rows in found})
+    dev_boards = set(np.random.default_rng(seed).permutation(boards)[: max(1, len(boards) // 4)].tolist())
+    fit = [rows for rows in found if rows.query.board not in dev_boards]
+    dev = [rows for rows in found if rows.query.board in dev_boards]
+    if len(fit) < MIN_QUERIES or not dev:
+        return choices[-1]
+    recall = {}
+    for choice in choices:
+        columns = len(feature_names(choice, categories))
+        ranker = _fit(fit, columns, seed)
+        recall[choice] = np.mean(
+            [
+                rows.y[np.argsort(-ranker.decision_function(rows.X[:, :columns]), kind="stable")[:10]].sum()
+                / len(rows.query.mates)
+                for rows in dev
+            ]
+        )
+    return max(choices, key=lambda choice: (recall[choice], -choices.index(choice)))
+
+
+def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -> list[LabelQuery]:
+    """Every pin of every label board with two pins or more, with its board-mates; a seeded sample of `most`
+    when there are more."""
     members: dict[int, set[int]] = {}
     for pin, board in zip(pins.tolist(), boards.tolist(), strict=True):
         members.setdefault(board, set()).add(pin)
-    queries = [(pin, group - {pin}) for _, group in sorted(members.items()) if len(group) > 1 for pin in sorted(group)]
+    queries = [
+        LabelQuery(pin, board, frozenset(group - {pin}))
+        for board, group in sorted(members.items())
+        if len(group) > 1
+        for pin in sorted(group)
+    ]
     if len(queries) > most:
         picked = np.random.default_rng(seed).choice(len(queries), most, replace=False)
         queries = [queries[i] for i in sorted(picked)]
@@ -141,8 +197,8 @@ def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -
 
 def check_choice(feature_set: str, variant: str) -> None:
     """Refuse an unknown feature set or variant before any work."""
-    if feature_set not in FEATURE_SETS:
-        raise BadArgumentError(f"unknown feature set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")
+    if feature_set not in (*FEATURE_SETS, "auto"):
+        raise BadArgumentError(f"unknown feature set {feature_set!r}; choose auto or one of {', '.join(FEATURE_SETS)}")
     if variant not in VARIANTS:
         raise BadArgumentError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
 
@@ -179,7 +235,7 @@ def train_home(
     feature_set: str | None = None,
     variant: str | None = None,
     progress: bool = True,
-) -> tuple[Path, TrainReport]:
+) -> tuple[Path, RelatedModel, TrainReport]:
     """`viscover related train`: store the logits the visual features need, learn from every board of the
     catalog, and save the model where the searcher and the server load it."""
     settings = engine.settings
@@ -199,4 +255,4 @@ def train_home(
             board_types=types,
             progress=progress,
         )
-        return model.save(settings.home / MODEL_FILE), report
+        return model.save(settings.home / MODEL_FILE), model, report

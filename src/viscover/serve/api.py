@@ -282,7 +282,7 @@ def related(
             for h in hits[:k]
         ],
         next_offset=offset + k if len(hits) > k else None,
-        ranker=f"{model.feature_set}/{model.variant}" if model else None,
+        ranker=model.describe() if model else None,
     )
 
 

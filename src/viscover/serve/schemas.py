@@ -103,7 +103,9 @@ class RelatedOut(PinOut):
 class RelatedPage(BaseModel):
     results: list[RelatedOut]
     next_offset: int | None = Field(description="pass it back as `offset` for the next page; null at the end")
-    ranker: str | None = Field(description="the trained ranker's features and variant; null before one is trained")
+    ranker: str | None = Field(
+        description="the trained ranker: each query kind's feature set, and the variant; null before one is trained"
+    )
 
 
 class PinsPage(BaseModel):
