@@ -11,30 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
-from serve_latency import SHARED, percentiles, served
+from serve_latency import SHARED, latency_table, served, timed, write_report
 
 from viscover import Box, BytesQuery, Searcher
 from viscover.flashlight import Flashlight
 
 TARGETS = "targets at 1 client: crop search with annotations p50 < 80 ms; dots request p50 < 250 ms"
-
-
-def timed(calls) -> list[float]:
-    """Seconds each call took, after two untimed warm-up calls."""
-    for call in calls[:2]:
-        call()
-    times = []
-    for call in calls[2:]:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -103,17 +89,8 @@ def main() -> None:
             [lambda d=d: post("/v1/flashlight", d, {}) for d in scene_images[there]]
         )
 
-    lines = ["| request | p50 ms | p95 ms | p99 ms | p50 / plain crop search |", "|---|---|---|---|---|"]
-    base = percentiles(rows["plain crop search (in-process)"])[0]
-    for name, times in rows.items():
-        p50, p95, p99 = percentiles(times)
-        lines.append(f"| {name} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {p50 / base:.2f} |")
-    table = "\n".join(lines)
     note = f"boxes searched per scene photo (detector score >= the dot threshold): mean {np.mean(found_dots):.1f}"
-    print(table, TARGETS, note, sep="\n")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"Made by `python {' '.join(sys.argv)}`\n\n{table}\n\n{TARGETS}; {note}\n")
+    write_report(args.out, latency_table(rows, "plain crop search (in-process)"), f"{TARGETS}; {note}")
 
 
 if __name__ == "__main__":

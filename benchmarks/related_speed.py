@@ -4,11 +4,11 @@ The graph: board sizes are drawn from ikea-rooms' room sizes, and each board's p
 indexed pins with probability proportional to a weight drawn from ikea-rooms' pin degrees (how many rooms a
 product is in), so both shapes are IKEA's, with pin degrees scaled up until the graph has `--edges` saves.
 The graph is built in memory (`BoardGraph`, as `CatalogGraph` builds it from the catalog's saves). A ranker
-with the settings' feature set and variant is trained on it first, and its time is reported. The home has no
-logits, so the logits feature reads the pooled vectors a second time (the same amount of work). Rows are the
-library call `viscover related show` makes, in a warm process, and what a server adds per request to keep its
-copy of the catalog's saves current (the home's own boards); the baseline is a visual search by pin id in the
-same run.
+on every feature (the slowest `auto` could choose), with the settings' variant, is trained on it first, and
+its time is reported. The home has no logits, so the logits feature reads the pooled vectors a second time
+(the same amount of work). Rows are the library call `viscover related show` makes, in a warm process, and
+what a server adds per request to keep its copy of the catalog's saves current (the home's own boards); the
+baseline is a visual search by pin id in the same run.
 
     python benchmarks/related_speed.py --home /tmp/bench100k --out docs/results/related-speed.md
 """
@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from serve_latency import SHARED, percentiles
+from serve_latency import SHARED, latency_table, timed, write_report
 
 from viscover import PinQuery, Searcher
 from viscover.related import BoardGraph, CatalogGraph, RelatedPins
@@ -53,23 +52,12 @@ def synthetic_graph(keys: np.ndarray, edges: int, rng: np.random.Generator) -> t
     return unique[:, 0], unique[:, 1]
 
 
-def timed(calls) -> list[float]:
-    for call in calls[:2]:
-        call()
-    times = []
-    for call in calls[2:]:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--edges", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200, help="timed queries per row")
-    parser.add_argument("--train-queries", type=int, default=300)
+    parser.add_argument("--train-queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the table as Markdown here")
     args = parser.parse_args()
@@ -92,7 +80,7 @@ def main() -> None:
         searcher,
         pins,
         boards,
-        feature_set=settings.related_features,
+        feature_set="text",  # every feature: the slowest ranker `auto` could choose
         variant=settings.related_variant,
         vectors=vectors,
         max_queries=args.train_queries,
@@ -124,25 +112,16 @@ def main() -> None:
     own = catalog_graph()
     first_load = time.perf_counter() - start
     rows["catalog graph refresh, no new saves (per request)"] = timed([catalog_graph] * n)
-    base = percentiles(rows["visual search by pin id, k=20 (baseline)"])[0]
-    lines = ["| request | p50 ms | p95 ms | p99 ms | p50 / baseline |", "|---|---|---|---|---|"]
-    for name, times in rows.items():
-        p50, p95, p99 = percentiles(times)
-        lines.append(f"| {name} | {p50:.2f} | {p95:.2f} | {p99:.2f} | {p50 / base:.3f} |")
     degree = graph.degrees(keys)
     facts = (
         f"home {args.home}: {len(keys)} indexed pins; graph of {graph.edges} saves on {graph.boards} boards "
         f"(drawn in {made:.1f} s, loaded into the sparse graph in {loaded:.2f} s); pin degree mean "
         f"{degree.mean():.1f}, max {degree.max()}, {np.mean(degree == 0):.1%} of pins on no board; ranker trained "
-        f"on {report.queries} queries ({report.rows} candidates) in {report.seconds:.1f} s; "
+        f"on {report.queries} queries ({report.rows} candidates) in {report.seconds:.1f} s ({model.describe()}); "
         f"{args.queries} timed queries per row, {searcher.settings.search_threads} search thread(s); the home's "
         f"own catalog graph ({own.edges} saves) first loaded in {first_load:.2f} s"
     )
-    table = "\n".join(lines)
-    print(facts, table, TARGET, sep="\n\n")
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"Made by `python {' '.join(sys.argv)}`\n\n{facts}\n\n{table}\n\n{TARGET}\n")
+    write_report(args.out, facts, latency_table(rows, "visual search by pin id, k=20 (baseline)", digits=2), TARGET)
 
 
 if __name__ == "__main__":

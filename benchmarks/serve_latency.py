@@ -75,6 +75,38 @@ def percentiles(seconds: list[float]) -> tuple[float, float, float]:
     return float(p50), float(p95), float(p99)
 
 
+def timed(calls) -> list[float]:
+    """Seconds each call took, after two untimed warm-up calls."""
+    for call in calls[:2]:
+        call()
+    times = []
+    for call in calls[2:]:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def latency_table(rows: dict[str, list[float]], baseline: str, digits: int = 1) -> str:
+    """A Markdown table of each row's p50/p95/p99 in ms and its p50 over the baseline row's."""
+    base = percentiles(rows[baseline])[0]
+    lines = ["| request | p50 ms | p95 ms | p99 ms | p50 / baseline |", "|---|---|---|---|---|"]
+    for name, times in rows.items():
+        p50, p95, p99 = percentiles(times)
+        lines.append(
+            f"| {name} | {p50:.{digits}f} | {p95:.{digits}f} | {p99:.{digits}f} | {p50 / base:.{digits + 1}f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(out: Path | None, *parts: str) -> None:
+    """Print the parts; with `out`, also write them there under the command that made them."""
+    print(*parts, sep="\n\n")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"Made by `python {' '.join(sys.argv)}`\n\n" + "\n\n".join(parts) + "\n")
+
+
 def requests_for(kind: str, pins: list, images: list[bytes], crops: list[str]):
     """(form, files) of each request of a kind, all distinct."""
     if kind == "pin id":

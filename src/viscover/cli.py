@@ -689,6 +689,23 @@ def eval_related_command(
         typer.echo(f"wrote {out / 'related.md'}, {out / 'related.csv'} and {out / 'related-recall.png'}")
 
 
+@eval_app.command("colours")
+def eval_colours_command(
+    data: Annotated[Path, typer.Argument(help="the fashion-small folder (styles.csv, images/)")],
+    out: Annotated[Path | None, typer.Option(help="folder for colours.md/.csv and the confusion plot")] = None,
+    sample: Annotated[int, typer.Option(min=1, help="products named (a seeded sample)")] = 2000,
+    seed: Annotated[int, typer.Option(help="sample, k-means and bootstrap seed")] = 0,
+    draws: Annotated[int, typer.Option(min=1, help="bootstrap resamples of products")] = 1000,
+) -> None:
+    """Lens's most salient colour against the catalog's, with and without removing the background."""
+    from viscover.lens.evaluate_colours import evaluate_colours, write_colours_report
+
+    study = evaluate_colours(data, sample=sample, seed=seed, draws=draws, progress=_progress())
+    typer.echo(write_colours_report(study, out, "viscover " + " ".join(sys.argv[1:])))
+    if out is not None:
+        typer.echo(f"wrote {out / 'colours.md'}, {out / 'colours.csv'} and {out / 'colours-confusion.png'}")
+
+
 @app.command("finetune")
 def finetune_command(
     name: Annotated[str, typer.Argument(help="name of the new backbone")],

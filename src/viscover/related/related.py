@@ -31,7 +31,8 @@ from viscover.search import PinQuery, Searcher, relative_scores
 from viscover.storage import atomic_path
 
 SOURCES = ("cooccurrence", "walk", "visual", "text")
-DEPTH = {"cooccurrence": 200, "walk": 200, "visual": 100, "text": 100}  # candidates each source proposes at most
+DEPTH = {"cooccurrence": 200, "walk": 200, "visual": 60, "text": 100}  # candidates each source proposes at most
+WALK_STEPS = 10_000  # moves of a candidate walk (it stops earlier once DEPTH["walk"] pins have 4 visits)
 FEATURE_SETS = ("cooccurrence", "visual", "category", "text")  # each adds its features to the ones before
 KINDS = ("warm", "cold")  # queries on some board, and on none: each kind has its own ranker
 VARIANTS = ("none", "A", "B", "C")
@@ -255,7 +256,7 @@ class RelatedPins:
         text = [(key, score) for key, score in text if key != pin.key][: DEPTH["text"]]
         scores = {
             "cooccurrence": graph.cooccurrence(pin.key).top(DEPTH["cooccurrence"]).as_dict(),
-            "walk": graph.walk(pin.key, seed=pin.key, enough=DEPTH["walk"]).top(DEPTH["walk"]).as_dict(),
+            "walk": graph.walk(pin.key, WALK_STEPS, seed=pin.key, enough=DEPTH["walk"]).top(DEPTH["walk"]).as_dict(),
             "visual": {
                 hit.key: hit.similarity
                 for hit in self.searcher.search(PinQuery(pin.pin_id), DEPTH["visual"] + 1)
