@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,8 +75,10 @@ def percentiles(seconds: list[float]) -> tuple[float, float, float]:
     return float(p50), float(p95), float(p99)
 
 
-def timed(calls) -> list[float]:
-    """Seconds each call took, after two untimed warm-up calls."""
+def timed(calls: list[Callable[[], object]]) -> list[float]:
+    """Seconds each call took, after two untimed warm-up calls (so give at least three)."""
+    if len(calls) < 3:
+        raise ValueError(f"timed needs 2 warm-up calls and 1 timed call at least, got {len(calls)}")
     for call in calls[:2]:
         call()
     times = []
@@ -90,7 +92,7 @@ def timed(calls) -> list[float]:
 def latency_table(rows: dict[str, list[float]], baseline: str, digits: int = 1) -> str:
     """A Markdown table of each row's p50/p95/p99 in ms and its p50 over the baseline row's."""
     base = percentiles(rows[baseline])[0]
-    lines = ["| request | p50 ms | p95 ms | p99 ms | p50 / baseline |", "|---|---|---|---|---|"]
+    lines = [f"| request | p50 ms | p95 ms | p99 ms | p50 / {baseline} |", "|---|---|---|---|---|"]
     for name, times in rows.items():
         p50, p95, p99 = percentiles(times)
         lines.append(

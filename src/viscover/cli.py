@@ -610,6 +610,11 @@ def related_train_command(
         f"boards, {report.feature_boards} feature boards; {report.dominant_queries} queries with a dominant object) "
         f"in {report.seconds:.1f} s: {model.describe()}; saved {path}"
     )
+    for kind, recall in report.dev_recall.items():
+        typer.echo(
+            f"  {kind} queries, recall@10 on held-out label boards: "
+            + ", ".join(f"{s} {r:.3f}" for s, r in recall.items())
+        )
 
 
 @related_app.command("show")

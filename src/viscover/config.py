@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     related_features: Literal["auto", "cooccurrence", "visual", "category", "text"] = Field(
         "auto",
         description="Related Pins ranker features: co-occurrence only, + visual, + category cross, + text, or auto: "
-        "for warm and for cold queries, the set that does best on a dev split of the training boards",
+        "for warm and for cold queries, the set that does best on held-out folds of the training label boards",
     )
     related_variant: Literal["none", "A", "B", "C"] = Field(
         "C", description="Related Pins dominant-object variant (the paper's A, B, C; see docs/results/related-ikea)"

@@ -18,7 +18,16 @@ from tests.test_cli import viscover
 from viscover import Engine
 from viscover.config import Settings
 from viscover.errors import BadArgumentError, BadSettingError, NotEnoughDataError, UnknownPinError
-from viscover.related import MODEL_FILE, BoardGraph, Categories, LiveRelated, RankSVM, RelatedModel, load_related
+from viscover.related import (
+    FEATURE_SETS,
+    MODEL_FILE,
+    BoardGraph,
+    Categories,
+    LiveRelated,
+    RankSVM,
+    RelatedModel,
+    load_related,
+)
 from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
 from viscover.related.related import GRAPH_FEATURES
 from viscover.related.train import nested_split, train_model
@@ -72,8 +81,8 @@ def test_random_walk_estimates_personalised_pagerank() -> None:
 
 def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    true = np.array([2.0, -1.0, 0.0, 0.5])
-    X = rng.normal(size=(4000, 4)) * np.array([1.0, 3.0, 1.0, 0.5])
+    true = np.array([2.0, -1.0, 0.0, 0.5, 0.0, 1.0, -0.5])  # as many as the co-occurrence feature set has
+    X = rng.normal(size=(4000, 7)) * np.array([1.0, 3.0, 1.0, 0.5, 2.0, 1.0, 1.5])
     groups = np.repeat(np.arange(200), 20)
     y = (X @ true + rng.normal(scale=0.3, size=len(X)) > 0.5).astype(int)
     ranker = RankSVM(C=1.0, max_pairs=100).fit(X, y, groups)
@@ -89,6 +98,9 @@ def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:
     assert len(names) == 7 and np.array_equal(warm.decision_function(X), ranker.decision_function(X))
     assert saved.for_query(warm=False) is None  # no cold ranker: cold pins rank by their sources
     assert saved.describe() == "warm cooccurrence, cold unranked; variant none"
+    other = RelatedModel({"warm": "visual"}, "none", model.categories, {"warm": ranker})  # 9 features, 7 weights
+    with pytest.raises(BadSettingError, match="weights for other features"):
+        RelatedModel.load(other.save(tmp_path / "other.npz"))
     (tmp_path / "broken.npz").write_bytes(b"not a model")
     with pytest.raises(BadSettingError, match="related train"):
         RelatedModel.load(tmp_path / "broken.npz")
@@ -245,12 +257,15 @@ def test_training_builds_features_without_its_label_boards(ikea_home: Path) -> N
     with Searcher(Settings.load(ikea_home)) as searcher:
         _, pins, boards = searcher.catalog.board_saves()
         model, report = train_model(searcher, pins, boards, feature_set="cooccurrence", variant="none", seed=3)
+        auto, chosen_by = train_model(searcher, pins, boards, feature_set="auto", variant="C", seed=3)
+        with pytest.raises(BadArgumentError, match="unknown feature set"):
+            train_model(searcher, pins, boards, feature_set="pixels", variant="none")
     distinct = len(set(boards.tolist()))
     assert report.label_boards == round(0.3 * distinct) and report.label_boards + report.feature_boards == distinct
-    assert set(model.rankers) <= {"warm", "cold"} and model.rankers
-    assert set(model.feature_sets.values()) == {"cooccurrence"}
-    with pytest.raises(BadArgumentError, match="unknown feature set"):
-        train_model(searcher, pins, boards, feature_set="pixels", variant="none")
+    assert model.rankers and set(model.feature_sets.values()) == {"cooccurrence"} and not report.dev_recall
+    assert chosen_by.dev_recall and set(chosen_by.dev_recall) <= set(auto.rankers)
+    for kind, recall in chosen_by.dev_recall.items():  # each kind's set: the best on held-out label boards
+        assert set(recall) == set(FEATURE_SETS) and auto.feature_sets[kind] == max(recall, key=recall.get)
 
 
 def test_bad_input_to_the_related_commands(ikea_home: Path, tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from viscover.errors import BadImageError
+
 # CSS named colours (sRGB): plain colour words a shopper would use
 PALETTE: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0),
@@ -45,6 +47,8 @@ MIN_SHARE = 0.05  # colours of fewer pixels are left out (edges blended by resiz
 
 @dataclass(frozen=True)
 class Colour:
+    """One salient colour of a photo."""
+
     name: str  # the palette's word
     share: float  # of the (foreground) pixels: the colour's salience
     rgb: str  # the cluster's own colour, "#rrggbb"
@@ -73,9 +77,12 @@ def name_of(lab: np.ndarray) -> str:
 
 
 def foreground(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """(Lab pixels, sRGB pixels) of the image without its background: the pixels near the colour most of the
-    border has, when most of the border has one (else every pixel is kept; so is every pixel when the
-    background would take them all)."""
+    """(Lab pixels, sRGB pixels) of the image without its background. The background is the region of the
+    border's colour that touches the border, when most of the border has one colour: a white shirt on white
+    stays, because its outline parts it from the backdrop. Every pixel is kept otherwise, and when the
+    background would take them all."""
+    from scipy import ndimage
+
     rgb = _pixels(image)
     height, width = rgb.shape[:2]
     edge = max(1, round(BORDER * min(height, width)))
@@ -84,11 +91,21 @@ def foreground(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     lab = _lab(rgb).reshape(height, width, 3)
     background = np.median(lab[border], axis=0)
     near = _delta(lab.reshape(-1, 3), background).reshape(height, width) < BACKGROUND_DELTA
-    keep = ~near if near[border].mean() >= UNIFORM_BORDER and (~near).any() else np.ones_like(near)
+    regions, _ = ndimage.label(near)
+    touching = np.setdiff1d(np.unique(regions[border & near]), [0])
+    backdrop = np.isin(regions, touching)
+    keep = ~backdrop if near[border].mean() >= UNIFORM_BORDER and (~backdrop).any() else np.ones_like(near)
     return lab[keep], rgb[keep]
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
+    """The image as sRGB pixels at most SIDE a side; transparent parts over white, as a page shows them."""
+    if image.width < 1 or image.height < 1:
+        raise BadImageError(f"an image of {image.width}x{image.height} pixels has no colours")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        image = Image.new("RGB", rgba.size, "white")
+        image.paste(rgba, mask=rgba.getchannel("A"))
     image = image.convert("RGB")
     image.thumbnail((SIDE, SIDE))
     return np.asarray(image, dtype=np.uint8)

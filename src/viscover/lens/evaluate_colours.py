@@ -112,7 +112,7 @@ def evaluate_colours(
     try:
         with path.open(newline="", encoding="utf-8") as f:
             rows = [row for row in csv.DictReader(f) if row.get("baseColour") in BASE_COLOURS]
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise BadArgumentError(f"cannot read {path}: {exc} (a fashion-small folder holds styles.csv)") from None
     rows = [row for row in rows if (Path(folder) / "images" / f"{row['id']}.jpg").is_file()]
     if not rows:
@@ -129,6 +129,8 @@ def evaluate_colours(
             continue
         named = {mode: tuple(c.name for c in salient_colours(image, removal, seed)) for mode, removal in MODES.items()}
         outcomes.append(ColourOutcome(BASE_COLOURS[row["baseColour"]], named))
+    if not outcomes:
+        raise BadArgumentError(f"{folder}: none of the {skipped} sampled images could be read")
     return ColourStudy(outcomes, skipped, draws)
 
 

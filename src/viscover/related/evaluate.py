@@ -48,7 +48,7 @@ RANKERS = {  # row → (feature set, variant)
 }
 ROWS = (*BASELINES, *RANKERS)
 CONTROL = "control (co-occurrence features)"
-# the full ranker is the shipped default (each query kind's features chosen on a dev split of the training
+# the full ranker is the shipped default (each query kind's features chosen on held-out folds of the training
 # boards, the paper's variant C), fixed before any test number
 SHIPPED = tuple(Settings.model_fields[name].default for name in ("related_features", "related_variant"))
 FULL = next(row for row, choice in RANKERS.items() if choice == SHIPPED)
@@ -333,7 +333,7 @@ rooms into train and test. Everything (graph, categories, rankers) comes from th
 test room queries for the room's other items. Warm queries are in some training room, cold ones in none.
 Intervals: bootstrap over test rooms (paired for ratios), pooled over seeds. The full ranker is the shipped
 default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence, + visual, + category cross,
-+ text) whose ranker finds the most board-mates on a dev quarter of the training's label boards, with the
++ text) whose ranker finds the most board-mates on held-out folds of the training's label boards, with the
 paper's variant C; fixed before the test numbers were seen. "variant C" is the same with every feature.
 
 ## Bars

@@ -110,6 +110,7 @@ class RelatedModel:
         return feature_names(self.feature_sets[kind], self.categories), self.rankers[kind]
 
     def describe(self) -> str:
+        """Each query kind's feature set (or unranked), and the variant."""
         kinds = ", ".join(f"{kind} {self.feature_sets.get(kind, 'unranked')}" for kind in KINDS)
         return f"{kinds}; variant {self.variant}"
 
@@ -147,8 +148,14 @@ class RelatedModel:
                 {int(b): c for b, c in meta["board_category"].items()},
                 meta["by_pin_category"],
             )
-            return cls(dict(meta["feature_sets"]), meta["variant"], categories, rankers)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            model = cls(dict(meta["feature_sets"]), meta["variant"], categories, rankers)
+            for kind, ranker in rankers.items():
+                if len(ranker.coef_) != len(feature_names(model.feature_sets[kind], categories)):
+                    raise ValueError(f"its {kind} ranker has {len(ranker.coef_)} weights for other features")
+            if model.variant not in VARIANTS:
+                raise ValueError(f"unknown variant {model.variant!r}")
+            return model
+        except (OSError, ValueError, KeyError, TypeError, BadArgumentError) as exc:
             raise BadSettingError(
                 f"{path} holds no Related Pins model this viscover can read ({exc}): run `viscover related train`"
             ) from None
@@ -204,6 +211,15 @@ class VisualVectors:
         if not len(keys):
             return np.zeros((0, width), np.float32)
         return np.stack([found.get(int(k), np.zeros(width, np.float32)) for k in keys])
+
+
+def score_parts(ranker: RankSVM, X: np.ndarray, names: Sequence[str], dominant: bool, variant: str) -> np.ndarray:
+    """Each feature's part of each candidate's score; variants B and C weigh the visual ones VISUAL_BOOST times
+    for a query with a dominant object."""
+    parts = ranker.contributions(X)
+    if dominant and variant in ("B", "C"):
+        parts[:, [name in VISUAL_FEATURES or name.startswith("category") for name in names]] *= VISUAL_BOOST
+    return parts
 
 
 def visual_vectors(searcher: Searcher) -> dict[str, VisualVectors]:
@@ -345,10 +361,7 @@ class RelatedPins:
             return score, np.zeros((len(keys), 0)), []
         names, ranker = chosen
         X, dominant = self.features(pin, candidates, graph, names, model.categories, model.variant)
-        parts = ranker.contributions(X)
-        if dominant and model.variant in ("B", "C"):
-            boost = [name in VISUAL_FEATURES or name.startswith("category") for name in names]
-            parts[:, boost] *= VISUAL_BOOST
+        parts = score_parts(ranker, X, names, dominant, model.variant)
         return parts.sum(axis=1), parts, list(names)
 
     def related(self, pin_id: str, k: int = 20, offset: int = 0) -> list[RelatedHit]:

@@ -26,10 +26,12 @@ from viscover.related.related import (
     RelatedPins,
     VisualVectors,
     feature_names,
+    score_parts,
 )
 from viscover.search import Engine, Searcher
 
 MIN_QUERIES = 20  # training queries a kind (warm, cold) needs for its own ranker; fewer teach noise
+DEV_FOLDS = 4  # folds of label boards on which `auto` compares feature sets
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class TrainReport:
     feature_boards: int
     dominant_queries: int  # queries with a dominant object (0 until `viscover objects` has run)
     seconds: float
+    dev_recall: dict[str, dict[str, float]]  # kind → feature set → recall@10 on held-out label boards (auto)
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,8 @@ def train_model(
     progress: bool = True,
 ) -> tuple[RelatedModel, TrainReport]:
     """Learn a ranker per kind of query from saves of `pins` to `boards` (the catalog's, or an evaluation's
-    training boards), on `feature_set`, or with `auto` on the set each kind does best with on a dev split of
-    the label boards. Categories come from `board_types` (board id → type) when given, else from the pins'
+    training boards), on `feature_set`, or with `auto` on the set each kind does best with on held-out folds
+    of the label boards. Categories come from `board_types` (board id → type) when given, else from the pins'
     own categories."""
     check_choice(feature_set, variant)
     start = time.perf_counter()
@@ -104,12 +107,16 @@ def train_model(
         X, dominant = related.features(pin, candidates, feature_graph, names, categories, variant)
         dominant_queries += dominant
         kind = "warm" if feature_graph.degree(query.key) > 0 else "cold"
-        rows[kind].append(QueryRows(query, X, np.isin(candidates.keys, list(query.mates)).astype(int)))
-    rankers, chosen, teaching = {}, {}, {}
+        rows[kind].append(QueryRows(query, X, np.isin(candidates.keys, list(query.mates)).astype(int), dominant))
+    rankers, chosen, teaching, dev_recall = {}, {}, {}, {}
     for kind, found in rows.items():
-        teaching[kind] = [rows for rows in found if rows.y.any() and not rows.y.all()]  # can teach an order
+        teaching[kind] = [query_rows for query_rows in found if query_rows.y.any() and not query_rows.y.all()]
         if len(teaching[kind]) >= MIN_QUERIES:
-            chosen[kind] = _best_on_dev(teaching[kind], choices, categories, seed)
+            recall = _dev_recall(teaching[kind], choices, categories, variant, seed)
+            if recall:
+                dev_recall[kind] = recall
+            # the best on held-out boards; ties (and too little data to tell) go to the smaller set
+            chosen[kind] = max(choices, key=lambda c: (recall.get(c, -1.0), -choices.index(c)))
             rankers[kind] = _fit(teaching[kind], len(feature_names(chosen[kind], categories)), seed)
     if not rankers:
         counts = ", ".join(f"{len(found)} {kind}" for kind, found in teaching.items())
@@ -117,20 +124,23 @@ def train_model(
             f"too few boards to learn from: {counts} queries have board-mates among their candidates, and a ranker "
             f"needs {MIN_QUERIES}; save more pins to boards (without a ranker, related pins come by shared boards)"
         )
-    every = [rows for found in rows.values() for rows in found]
+    every = [query_rows for found in rows.values() for query_rows in found]
     report = TrainReport(
         len(every),
-        sum(len(rows.y) for rows in every),
+        sum(len(query_rows.y) for query_rows in every),
         len(split.label_boards),
         feature_graph.boards,
         dominant_queries,
         time.perf_counter() - start,
+        dev_recall,
     )
     return RelatedModel(chosen, variant, categories, rankers), report
 
 
 @dataclass(frozen=True)
 class LabelQuery:
+    """A training query: a pin of a label board, whose other pins there are what it should find."""
+
     key: int  # the query pin
     board: int  # the label board it is on
     mates: frozenset[int]  # its other pins
@@ -143,38 +153,40 @@ class QueryRows:
     query: LabelQuery
     X: np.ndarray
     y: np.ndarray
+    dominant: bool  # the query has a dominant object (variants B and C weigh visual features more then)
 
 
 def _fit(found: list[QueryRows], columns: int, seed: int) -> RankSVM:
     """A ranker on the first `columns` features of these queries' candidates."""
-    X = np.concatenate([rows.X[:, :columns] for rows in found])
-    groups = np.concatenate([np.full(len(rows.y), n) for n, rows in enumerate(found)])
-    return RankSVM(seed=seed).fit(X, np.concatenate([rows.y for rows in found]), groups)
+    X = np.concatenate([query_rows.X[:, :columns] for query_rows in found])
+    groups = np.concatenate([np.full(len(query_rows.y), n) for n, query_rows in enumerate(found)])
+    return RankSVM(seed=seed).fit(X, np.concatenate([query_rows.y for query_rows in found]), groups)
 
 
-def _best_on_dev(found: list[QueryRows], choices: tuple[str, ...], categories: Categories, seed: int) -> str:
-    """The feature set whose ranker, fitted on some label boards, finds the most board-mates in the top 10 of
-    queries from the other label boards (a seeded quarter of them); ties go to the smaller set."""
+def _dev_recall(
+    found: list[QueryRows], choices: tuple[str, ...], categories: Categories, variant: str, seed: int
+) -> dict[str, float]:
+    """Each feature set's mean recall@10 of board-mates on held-out label boards: the boards are dealt into
+    DEV_FOLDS folds, and each fold's queries are ranked as serving ranks them by a ranker fitted on the other
+    folds. Empty when there is one choice, or too few queries to hold any out."""
     if len(choices) == 1:
-        return choices[0]
-    boards = sorted({rows.query.board for rows in found})
-    dev_boards = set(np.random.default_rng(seed).permutation(boards)[: max(1, len(boards) // 4)].tolist())
-    fit = [rows for rows in found if rows.query.board not in dev_boards]
-    dev = [rows for rows in found if rows.query.board in dev_boards]
-    if len(fit) < MIN_QUERIES or not dev:
-        return choices[-1]
-    recall = {}
-    for choice in choices:
-        columns = len(feature_names(choice, categories))
-        ranker = _fit(fit, columns, seed)
-        recall[choice] = np.mean(
-            [
-                rows.y[np.argsort(-ranker.decision_function(rows.X[:, :columns]), kind="stable")[:10]].sum()
-                / len(rows.query.mates)
-                for rows in dev
-            ]
-        )
-    return max(choices, key=lambda choice: (recall[choice], -choices.index(choice)))
+        return {}
+    boards = np.random.default_rng(seed).permutation(sorted({query_rows.query.board for query_rows in found}))
+    fold_of = {int(board): n % DEV_FOLDS for n, board in enumerate(boards)}
+    recall: dict[str, list[float]] = {choice: [] for choice in choices}
+    for fold in range(DEV_FOLDS):
+        fit = [query_rows for query_rows in found if fold_of[query_rows.query.board] != fold]
+        dev = [query_rows for query_rows in found if fold_of[query_rows.query.board] == fold]
+        if len(fit) < MIN_QUERIES or not dev:
+            continue
+        for choice in choices:
+            names = feature_names(choice, categories)
+            ranker = _fit(fit, len(names), seed)
+            for query_rows in dev:
+                score = score_parts(ranker, query_rows.X[:, : len(names)], names, query_rows.dominant, variant).sum(1)
+                top = np.argsort(-score, kind="stable")[:10]
+                recall[choice].append(query_rows.y[top].sum() / len(query_rows.query.mates))
+    return {choice: float(np.mean(values)) for choice, values in recall.items() if values}
 
 
 def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -> list[LabelQuery]:
