@@ -29,7 +29,7 @@ from viscover.related import (
     load_related,
 )
 from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
-from viscover.related.related import GRAPH_FEATURES
+from viscover.related.related import GRAPH_FEATURES, visual_vectors
 from viscover.related.train import nested_split, train_model
 from viscover.search import Searcher
 
@@ -283,6 +283,15 @@ def test_bad_input_to_the_related_commands(ikea_home: Path, tmp_path: Path) -> N
     ):
         answer = viscover(*args, home=home)
         assert answer.returncode == 2 and message in answer.stderr and "Traceback" not in answer.stderr, answer.stderr
+
+
+def test_training_without_boards_says_so_before_any_work(indexed_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(indexed_home, home)  # Caltech-101 folders: categories, no boards
+    answer = viscover("related", "train", home=home)
+    assert answer.returncode == 2 and "no pin is saved to a board" in answer.stderr
+    with Searcher(Settings.load(home)) as searcher:
+        assert not searcher.catalog.feature_keys(visual_vectors(searcher)["logits"].model).size  # nothing extracted
 
 
 def rooms_first_product() -> str:

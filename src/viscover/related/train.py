@@ -254,6 +254,8 @@ def train_home(
     feature_set, variant = feature_set or settings.related_features, variant or settings.related_variant
     check_choice(feature_set, variant)
     with engine.writing():
+        if not engine.searcher.catalog.board_saves_digest()[0]:
+            raise NotEnoughDataError("no pin is saved to a board: ingest a manifest with boards first")
         engine.extract(settings.backbone, "logits", progress)
         searcher = engine.searcher
         _, pins, boards = searcher.catalog.board_saves(0)
