@@ -1,12 +1,13 @@
 """Related Pins (section 6 of the paper): for a pin, the pins people saved to the same boards, re-ranked by a
 learned Rank-SVM so that visual similarity counts where it helps (Table 4).
 
-Candidates come from three sources: board co-occurrence, a random walk over the pin-board graph, and visual
-neighbours (the only source a pin on no board has). Each candidate gets features: its source scores, its
-visual similarity to the query under two layers of the backbone (pooled features and logits, our fc6 and
-fc8), the query's coarse category vector times that similarity (the paper's category cross features), and,
-in the paper's variants, the query's dominant visual object: A computes the query's visual features on that
-object's box, B does too and weighs visual similarity five times, C only weighs it five times.
+Candidates come from four sources: board co-occurrence, a random walk over the pin-board graph, visual
+neighbours and text neighbours (a pin on no board has only the last two). Each candidate gets features: its
+source scores, its visual similarity to the query under two layers of the backbone (pooled features and
+logits, our fc6 and fc8), the query's coarse category vector times that similarity (the paper's category
+cross features), its text score, and, in the paper's variants, the query's dominant visual object: A computes
+the query's visual features on that object's box, B does too and weighs visual similarity five times, C only
+weighs it five times. Queries on some board (warm) and on none (cold) have a ranker each.
 """
 
 from __future__ import annotations
