@@ -79,6 +79,23 @@ def _iter_manifest(path: Path, kind: str) -> Iterator[PinSource | SourceError]:
             yield _row_to_source(row, path.parent, where)
 
 
+def read_json_objects(path: Path, what: str) -> list[dict]:
+    """Every line of a JSON-lines file of `what` as an object (blank lines skipped); an unreadable file or a
+    line that is not an object raises BadManifestError naming the file and line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadManifestError(f"cannot read {what} from {path}: {exc}") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            row = _json_or_error(line)
+            if not isinstance(row, dict):
+                raise BadManifestError(f"{path}:{number}: {row if isinstance(row, str) else 'not a JSON object'}")
+            rows.append(row)
+    return rows
+
+
 def _json_or_error(line: str) -> object:
     try:
         return json.loads(line)

@@ -1,6 +1,6 @@
 """`viscover eval colours`: is the most salient colour Lens names the one a catalog says the product is?
 
-On fashion-small, each product's `baseColour` (46 values) is mapped onto Lens's palette by the table below,
+On fashion-small, each product's `baseColour` (45 colour words) is mapped onto Lens's palette by the table below,
 written from the colour words alone before any result was seen; "Multi" and empty values are left out.
 Top-1: the most salient colour is the product's; top-2: one of the two most salient is. With and without
 removing the background (fashion-small's photos are mostly on white or grey).

@@ -10,7 +10,6 @@ and dominant-object features added. Intervals: paired bootstrap over test rooms,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from viscover.errors import BadArgumentError, BadManifestError
 from viscover.evaluate.bootstrap import bootstrap_interval
 from viscover.evaluate.report import csv_text, markdown_rows
 from viscover.evaluate.workhome import evaluation_settings, ingest_rows
+from viscover.ingest.sources import read_json_objects
 from viscover.related.graph import BoardGraph, best_first
 from viscover.related.related import SOURCES, Candidates, RelatedPins, VisualVectors, visual_vectors
 from viscover.related.train import train_model
@@ -76,7 +76,9 @@ class Outcome:
 
 def load_rooms(folder: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """ikea-rooms' products (as manifest rows without boards: the evaluation makes its own graph) and rooms."""
-    products, rooms = (_json_lines(folder / name) for name in ("products.jsonl", "rooms.jsonl"))
+    products, rooms = (
+        read_json_objects(folder / name, "ikea-rooms' " + name) for name in ("products.jsonl", "rooms.jsonl")
+    )
     try:
         rows = [
             {k: row.get(k) for k in ("id", "description", "category")}
@@ -88,17 +90,6 @@ def load_rooms(folder: Path) -> tuple[list[dict[str, object]], list[dict[str, ob
     except (KeyError, TypeError, AttributeError) as exc:
         raise BadManifestError(f"{folder}: not laid out as ikea-rooms ({exc!r} missing or wrong)") from None
     return rows, rooms
-
-
-def _json_lines(path: Path) -> list[dict]:
-    try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadArgumentError(
-            f"cannot read {path}: {exc} (the ikea-rooms folder holds products.jsonl and rooms.jsonl)"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise BadManifestError(f"{path}: a line is not JSON ({exc})") from None
 
 
 def ranking_metrics(ranking: Sequence[int], relevant: set[int]) -> tuple[float, float]:

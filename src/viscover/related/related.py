@@ -29,6 +29,7 @@ from viscover.ingest.text import words
 from viscover.related.graph import BoardGraph, best_first, normalized
 from viscover.related.ranker import RankSVM
 from viscover.search import PinQuery, Searcher, relative_scores
+from viscover.search.results import unit_vectors
 from viscover.storage import atomic_path
 
 SOURCES = ("cooccurrence", "walk", "visual", "text")
@@ -198,14 +199,14 @@ class VisualVectors:
 
     def preload(self) -> VisualVectors:
         keys, vectors = self.searcher.catalog.features(self.model)
-        self._all = dict(zip(keys.tolist(), _unit(vectors), strict=True))
+        self._all = dict(zip(keys.tolist(), unit_vectors(vectors, "l2"), strict=True))
         return self
 
     def rows(self, keys: Sequence[int]) -> np.ndarray:
         """Unit vectors of the pins, in order; zeros for pins without one."""
         if self._all is None:
             found_keys, vectors = self.searcher.catalog.features(self.model, keys)
-            found = dict(zip(found_keys.tolist(), _unit(vectors), strict=True))
+            found = dict(zip(found_keys.tolist(), unit_vectors(vectors, "l2"), strict=True))
         else:
             found = self._all
         width = next(iter(found.values())).shape[0] if found else 1
@@ -228,11 +229,6 @@ def visual_vectors(searcher: Searcher) -> dict[str, VisualVectors]:
     visual = searcher.require_index(searcher.snapshot().visual, "index").model
     backbone, _, digest = parse_model_key(visual)
     return {"pool": VisualVectors(searcher, visual), "logits": VisualVectors(searcher, f"{backbone}/logits@{digest}")}
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True) if vectors.size else np.ones((len(vectors), 1))
-    return vectors / np.maximum(norms, 1e-12)
 
 
 class RelatedPins:
@@ -331,7 +327,7 @@ class RelatedPins:
 
     def _similarity(self, layer: str, key: int, keys: np.ndarray, query: np.ndarray | None = None) -> np.ndarray:
         rows = self.vectors[layer].rows([key, *keys.tolist()])  # one read for the query and its candidates
-        query_vector = _unit(query[None])[0] if query is not None else rows[0]
+        query_vector = unit_vectors(query[None], "l2")[0] if query is not None else rows[0]
         return rows[1:] @ query_vector
 
     def _dominant_vector(self, pin: Pin) -> np.ndarray | None:

@@ -4,7 +4,6 @@ feature comes from is built from the other boards only. Without it, co-occurrenc
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from viscover.errors import BadArgumentError, BadManifestError, NotEnoughDataError
+from viscover.ingest.sources import read_json_objects
 from viscover.related.graph import BoardGraph
 from viscover.related.ranker import RankSVM
 from viscover.related.related import (
@@ -219,24 +219,15 @@ def read_board_types(path: Path, board_ids: Mapping[str, int]) -> dict[int, str]
     """Board id → type from a JSON-lines file of {"board" (or "room"): name, "type": kind}; boards the catalog
     does not have are skipped, an empty type becomes "Other"."""
     types = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadManifestError(f"cannot read board types from {path}: {exc}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            name = row.get("board", row.get("room"))
-        except (json.JSONDecodeError, AttributeError):
-            raise BadManifestError(f"{path}:{number}: not a JSON object") from None
+    rows = read_json_objects(path, "board types")
+    for number, row in enumerate(rows, 1):
+        name = row.get("board", row.get("room"))
         if not isinstance(name, str):
-            raise BadManifestError(f'{path}:{number}: needs a "board" (or "room") name')
+            raise BadManifestError(f'{path}: object {number} needs a "board" (or "room") name')
         if name in board_ids:
             types[board_ids[name]] = str(row.get("type") or "Other")
     if not types:
-        raise BadManifestError(f"{path}: none of its {len(lines)} lines names a board of this catalog")
+        raise BadManifestError(f"{path}: none of its {len(rows)} lines names a board of this catalog")
     return types
 
 
