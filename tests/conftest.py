@@ -121,9 +121,28 @@ def ikea_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.fail(f"test data missing: {IKEA} (../shared must sit beside the checkout)")
     home = tmp_path_factory.mktemp("ikea-home")
     manifest, _ = ikea_manifest(tmp_path_factory.mktemp("ikea"))
-    with Engine.open(home) as engine:
+    with Engine.open(home, object_windows=False) as engine:  # Related Pins needs dominant objects, not windows
         engine.ingest(manifest, progress=False)
         engine.index(progress=False)
         index_objects(engine, progress=False)
         train_home(engine, board_types=IKEA / "rooms.jsonl", progress=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def lens_home(caltech_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Caltech subset plus twelve COCO scenes (category "scenes"), indexed, with every pin's objects detected
+    and indexed, so each Lens source has something to find (tests that modify it copy it first)."""
+    from viscover.search import index_objects
+
+    root = tmp_path_factory.mktemp("lens-catalog")
+    shutil.copytree(caltech_subset, root, dirs_exist_ok=True)
+    (root / "scenes").mkdir()
+    for path in sorted((COCO_MINI / "val2017").glob("*.jpg"))[:12]:
+        shutil.copy(path, root / "scenes")
+    home = tmp_path_factory.mktemp("lens-home")
+    with Engine.open(home) as engine:
+        engine.ingest(root, progress=False)
+        engine.index(progress=False)
+        index_objects(engine, progress=False)
     return home

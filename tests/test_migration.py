@@ -37,7 +37,7 @@ def test_a_release_home_migrates_in_place_and_keeps_its_index(old_home: Path) ->
     assert db.execute("PRAGMA user_version").fetchone()[0] == 0
     assert "boards" in [row[1] for row in db.execute("PRAGMA table_info(pins)")]
     db.close()
-    with Engine.open(old_home, binarizer="median", code_bits=1280) as engine:
+    with Engine.open(old_home, binarizer="median", code_bits=1280, object_windows=False) as engine:
         db = sqlite3.connect(old_home / "catalog.db")
         assert db.execute("PRAGMA user_version").fetchone()[0] == LATEST
         assert "boards" not in [row[1] for row in db.execute("PRAGMA table_info(pins)")]

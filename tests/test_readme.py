@@ -25,16 +25,25 @@ def test_the_python_example_runs(caltech_subset: Path, tmp_path: Path) -> None:
     assert all(0 <= float(row[1]) <= 1 for row in rows)
 
 
-def test_the_flashlight_example_runs(indexed_home: Path) -> None:
+def run_example(product: str, home: Path, photo: Path) -> str:
+    """The README's Python example for a product (`flashlight`, `lens`), run on `home` and `photo`: its output."""
     example = re.search(
-        r"```python\n(from viscover import BytesQuery, Searcher\nfrom viscover.flashlight.*?)```",
+        rf"```python\n(from viscover import BytesQuery, Searcher\nfrom viscover.{product}.*?)```",
         README.read_text(),
         re.DOTALL,
     )
     assert example
-    photo = caltech_image("Leopards", 21)
-    code = example.group(1).replace('".viscover"', repr(str(indexed_home))).replace('"photo.jpg"', repr(str(photo)))
+    code = example.group(1).replace('".viscover"', repr(str(home))).replace('"photo.jpg"', repr(str(photo)))
     env = {**os.environ, "VISCOVER_MODELS_DIR": str(SHARED / "models")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
-    assert "'leopards'" in result.stdout
+    return result.stdout
+
+
+def test_the_flashlight_example_runs(indexed_home: Path) -> None:
+    assert "'leopards'" in run_example("flashlight", indexed_home, caltech_image("Leopards", 21))
+
+
+def test_the_lens_example_runs(indexed_home: Path) -> None:
+    printed = run_example("lens", indexed_home, caltech_image("pagoda", 21))
+    assert "'pagoda'" in printed and "('visual', 'visually similar" in printed

@@ -1,4 +1,4 @@
-"""The `viscover` command line: ingest, index, search, flashlight, terms, related, delete, info, detect, objects,
+"""The `viscover` command line: ingest, index, search, flashlight, lens, terms, related, delete, info, detect, objects,
 eval, serve."""
 
 from __future__ import annotations
@@ -216,6 +216,60 @@ def flashlight_command(
         )
 
 
+@app.command("lens")
+def lens_command(
+    query: Annotated[str, typer.Argument(help="photo path, URL, or pin id")],
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="number of results")] = 20,
+    term: Annotated[str | None, typer.Option(help="steer the feed to pins carrying this annotation or colour")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Lens: what viscover understands of a photo, and one feed blended from visual, text and object search."""
+    from viscover.lens import Lens
+
+    settings = _settings()
+    with Searcher(settings) as searcher:
+        result = Lens(searcher).look(_query(query, None, settings), k, term)
+    seen = result.understanding
+    if as_json:
+        record = {
+            "understanding": {
+                **asdict(seen),
+                "objects": [{**asdict(d), "box": list(d.box)} for d in seen.objects],
+            },
+            "feed": [
+                {
+                    **_hit_record(p.candidate.hit),
+                    "rank": p.rank,
+                    "source": p.source,
+                    "why": p.candidate.why,
+                    "signals": dict(p.candidate.signals),
+                }
+                for p in result.feed
+            ],
+            "mix": [asdict(share) for share in result.mix],
+            "term": result.term,
+            "seconds": result.seconds,
+        }
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo("annotations: " + (", ".join(f"{a.term} ({a.score:.2f})" for a in seen.annotations) or "none"))
+    typer.echo("colours: " + (", ".join(f"{c.name} {c.share:.0%}" for c in seen.colours) or "none"))
+    shown = [d for d in seen.objects if d.shown]
+    typer.echo(
+        f"objects: {len(shown)} passed the dot filter of {len(seen.objects)} detected"
+        + "".join(f"; {d.label} {d.score:.2f} at {','.join(f'{v:.0f}' for v in d.box)}" for d in shown)
+    )
+    typer.echo(f"category: {seen.category or 'none'} (conformity {seen.conformity:.2f})")
+    for share in result.mix:
+        typer.echo(
+            f"source {share.name}: {'fired' if share.fired else 'not fired'} ({share.reason}); "
+            f"quota {share.quota:.0%}, placed {share.placed} of {share.offered}"
+        )
+    typer.echo(f"{'rank':>4}  {'source':<7} {'pin':<18} why")
+    for placed in result.feed:
+        typer.echo(f"{placed.rank:>4}  {placed.source:<7} {placed.candidate.hit.pin_id:<18} {placed.candidate.why}")
+
+
 @app.command("terms")
 def terms_command(
     min_df: Annotated[int | None, typer.Option(help="keep terms in at least this many pins")] = None,
@@ -370,6 +424,9 @@ def objects_command(
     context: Annotated[float | None, typer.Option(help="grow each crop by this fraction of its box per side")] = None,
     dominant_area: Annotated[float | None, typer.Option(help="dominant object: largest box covers this share")] = None,
     dominant_score: Annotated[float | None, typer.Option(help="dominant object: or its score reaches this")] = None,
+    windows: Annotated[
+        bool | None, typer.Option("--windows/--no-windows", help="also index 83 sliding windows per pin")
+    ] = None,
 ) -> None:
     """Detect objects in every pin not yet done, store them, and index their crops for object search."""
     from viscover.search import index_objects
@@ -380,6 +437,7 @@ def objects_command(
         object_context=context,
         dominant_area=dominant_area,
         dominant_score=dominant_score,
+        object_windows=windows,
     )
     with _engine(**options) as engine:
         report = index_objects(engine, progress=_progress())
@@ -387,7 +445,8 @@ def objects_command(
     speed = f" in {report.seconds:.1f} s" if report.pins else ""
     remarked = " (dominance rule changed: marked again)" if report.remarked else ""
     typer.echo(
-        f"objects: {report.pins} pins detected{speed}, {report.objects} objects; {report.dominant} pins with a "
+        f"objects: {report.pins} pins detected{speed}, {report.objects} objects ({report.windows} of them sliding "
+        f"windows); {report.dominant} pins with a "
         f"dominant object{remarked}; {report.indexed} objects in the object index"
     )
 
@@ -521,8 +580,8 @@ def eval_dots_command(
     apply: Annotated[bool, typer.Option("--apply", help="save the tuned thresholds as this home's dot filter")] = False,
 ) -> None:
     """Which object dots to show (the paper's Table 5): tune the dot filter on one data set, report on another."""
-    from viscover.flashlight import write_thresholds
     from viscover.flashlight.evaluate_dots import evaluate_dots, write_dots_report
+    from viscover.search import write_thresholds
 
     settings = _settings()
     study = evaluate_dots(
@@ -709,6 +768,30 @@ def eval_colours_command(
     typer.echo(write_colours_report(study, out, "viscover " + " ".join(sys.argv[1:])))
     if out is not None:
         typer.echo(f"wrote {out / 'colours.md'}, {out / 'colours.csv'} and {out / 'colours-confusion.png'}")
+
+
+@eval_app.command("lens")
+def eval_lens_command(
+    ikea: Annotated[Path, typer.Argument(help="the ikea-rooms folder (rooms.jsonl, rooms/, products/)")],
+    fashion: Annotated[Path, typer.Argument(help="the fashion-small folder (styles.csv, images/)")],
+    out: Annotated[Path | None, typer.Option(help="folder for lens.md/.json and its plots")] = None,
+    work: Annotated[
+        Path | None, typer.Option(help="where the evaluation's homes live (default HOME/evaluations/lens)")
+    ] = None,
+    queries: Annotated[int, typer.Option(min=1, help="fashion-small dev and test queries each, at most")] = 400,
+    seed: Annotated[int, typer.Option(help="split and bootstrap seed")] = 0,
+    draws: Annotated[int, typer.Option(min=1, help="bootstrap resamples of queries")] = 1000,
+) -> None:
+    """Object search against whole-image search on ikea-rooms; the blended feed against visual search alone."""
+    from viscover.lens.evaluate import evaluate_blend, evaluate_objects, write_lens_report
+
+    settings = _settings()
+    folder = work or settings.home / "evaluations" / "lens"
+    objects = evaluate_objects(ikea, settings, folder, seed, draws, _progress())
+    blended = evaluate_blend(fashion, settings, folder, queries, seed, draws, _progress())
+    typer.echo(write_lens_report(objects, blended, out, "viscover " + " ".join(sys.argv[1:])))
+    if out is not None:
+        typer.echo(f"wrote {out / 'lens.md'}, {out / 'lens.json'} and two plots")
 
 
 @app.command("finetune")

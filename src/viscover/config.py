@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     min_score: float = Field(0.5, ge=0, le=1, description="detections below this confidence are dropped")
     object_context: float = Field(
         0.15, ge=0, le=1, description="object crops grow by this fraction of the box per side (section 6: context)"
+    )
+    object_windows: bool = Field(
+        True,
+        description="index 83 class-agnostic sliding windows per pin beside the detector's boxes: object search "
+        "finds products COCO has no class for (docs/results/lens)",
     )
     dominant_area: float = Field(0.25, ge=0, le=1, description="dominant object: largest box covers this share")
     dominant_score: float = Field(0.9, ge=0, le=1, description="dominant object: or its score reaches this")
@@ -106,6 +111,30 @@ class Settings(BaseSettings):
     )
     related_variant: Literal["none", "A", "B", "C"] = Field(
         "C", description="Related Pins dominant-object variant (the paper's A, B, C; see docs/results/related-ikea)"
+    )
+    # Lens: which sources blend, their triggers, and their precision relative to visual search's on the same
+    # queries, from `viscover eval lens` (docs/results/lens): the blender gives each source that fires a share of
+    # the feed in proportion to it. Text's is by its top annotation's score, measured on fashion-small (category
+    # P@10); object search's on ikea-rooms (P@10 of rooms holding the product). The text trigger was set on dev.
+    lens_sources: list[Literal["visual", "text", "object"]] = Field(
+        default_factory=lambda: ["visual", "text", "object"], description="Lens sources that may fire"
+    )
+    lens_depth: int = Field(60, ge=1, le=1000, description="candidates each Lens source offers the blender")
+    lens_text_queries: int = Field(3, ge=1, description="top annotations Lens searches the text index with")
+    lens_text_min_annotation: float = Field(
+        1.627,
+        ge=0,
+        description="the text source fires only when the top annotation scores at least this (annotation scores "
+        "depend on a catalog's text: `viscover eval lens` sets it on fashion-small)",
+    )
+    lens_objects: int = Field(3, ge=1, description="detected objects (passing the dot filter) Lens searches scenes for")
+    lens_text_precision: list[tuple[float, Annotated[float, Field(ge=0)]]] = Field(
+        default_factory=lambda: [(1.627, 0.646), (3.219, 1.016), (3.874, 1.062), (4.876, 1.171), (6.198, 1.278)],
+        description="the text source's precision relative to visual search's, by its top annotation's score: "
+        "(least score, relative precision) pairs",
+    )
+    lens_object_precision: float = Field(
+        1.683, ge=0, description="the object source's precision relative to visual search's"
     )
     serve_host: str = Field("127.0.0.1", description="address `viscover serve` binds (loopback unless asked)")
     serve_port: int = Field(8000, ge=0, le=65535, description="port `viscover serve` listens on")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.conftest import SHARED
 from viscover.config import Settings
-from viscover.detect import box_iou, create_detector, list_detectors, load_dataset
+from viscover.detect import box_iou, create_detector, list_detectors, load_dataset, windows
 from viscover.errors import UnknownNameError, WeightsUnavailableError
 
 
@@ -70,3 +70,11 @@ def test_torchvision_fasterrcnn_loads_coco_weights_from_the_models_dir(tmp_path:
     assert torch.equal(detector.model.rpn.head.conv[0][0].weight, reference.rpn.head.conv[0][0].weight)
     assert detector.labels[1] == "person" and len(detector.labels) == 91
     assert isinstance(detector.detect(Image.new("RGB", (64, 48)), 0.5), list)
+
+
+def test_sliding_windows_cover_the_image_at_three_scales() -> None:
+    found = windows(800, 600)
+    assert len(found) == 9 + 25 + 49 and {(d.label, d.score) for d in found} == {("region", 0.0)}
+    assert all(0 <= d.box.x0 < d.box.x1 <= 800 and 0 <= d.box.y0 < d.box.y1 <= 600 for d in found)
+    assert {(round(d.box.width), round(d.box.height)) for d in found} == {(400, 300), (267, 200), (200, 150)}
+    assert max(d.box.x1 for d in found) == 800 and max(d.box.y1 for d in found) == 600

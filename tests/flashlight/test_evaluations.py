@@ -15,7 +15,7 @@ import numpy as np
 from tests.conftest import COCO128, COCO_MINI, SHARED
 from viscover.detect import AnnotatedImage
 from viscover.evaluate.bootstrap import bootstrap_interval
-from viscover.flashlight.evaluate_annotations import Item, split_items
+from viscover.evaluate.corpora import Item, split_items
 from viscover.flashlight.evaluate_dots import HIDDEN, IGNORED, USEFUL, WRONG, Candidates, Scene, tune
 
 VISCOVER = Path(sys.executable).parent / "viscover"

@@ -12,9 +12,10 @@ import pytest
 from tests.conftest import COCO_MINI, caltech_image
 from viscover import Box, BytesQuery, Engine, PinQuery, Searcher
 from viscover.errors import BadArgumentError, BadSettingError
-from viscover.flashlight import Annotation, Dot, DotThresholds, Flashlight, annotate, conformity, idf, write_thresholds
+from viscover.flashlight import Flashlight
 from viscover.ingest import Pin
-from viscover.search import SearchHit, index_objects
+from viscover.search import Annotation, Dot, DotThresholds, SearchHit, index_objects, write_thresholds
+from viscover.search.annotations import annotate, conformity, idf
 
 
 def hit(key: int, category: str | None, similarity: float = 1.0) -> SearchHit:
@@ -81,7 +82,7 @@ def coco_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for path in sorted((COCO_MINI / "val2017").glob("*.jpg"))[:12]:
         shutil.copy(path, root)
     home = root / "home"
-    with Engine.open(home, detector="yolox_nano") as engine:
+    with Engine.open(home, detector="yolox_nano", object_windows=False) as engine:
         engine.ingest(root, progress=False)
         engine.index(progress=False)
         index_objects(engine, progress=False)

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import COCO_MINI, coco_val_image
-from viscover import Box, BytesQuery, Engine
+from viscover import Box, BytesQuery, Engine, PinQuery
 from viscover.errors import NotIndexedError
+from viscover.ingest import ObjectRun
 from viscover.search import index_objects, object_run
 
 
@@ -39,7 +40,9 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_object_search_finds_the_scene_with_the_pasted_object(scenes: Path, tmp_path: Path) -> None:
     # 1280-bit median codes: a catalog of a few dozen objects is too small to learn 256 ITQ bits from
-    with Engine.open(tmp_path / "home", detector="yolox_nano", binarizer="median", code_bits=None) as engine:
+    with Engine.open(
+        tmp_path / "home", detector="yolox_nano", object_windows=False, binarizer="median", code_bits=None
+    ) as engine:
         engine.ingest(scenes, progress=False)
         with pytest.raises(NotIndexedError, match="viscover objects"):
             engine.search_objects(zebra_query())
@@ -57,7 +60,7 @@ def test_object_search_finds_the_scene_with_the_pasted_object(scenes: Path, tmp_
 def test_objects_resume_and_a_failed_pin_loses_nothing(scenes: Path, tmp_path: Path) -> None:
     copy = tmp_path / "scenes"
     shutil.copytree(scenes, copy)
-    with Engine.open(tmp_path / "home", detector="yolox_nano") as engine:
+    with Engine.open(tmp_path / "home", detector="yolox_nano", object_windows=False) as engine:
         engine.ingest(copy, progress=False)
         moved = tmp_path / "away.jpg"
         (copy / "pasted.jpg").rename(moved)  # one image goes missing mid-run
@@ -74,12 +77,14 @@ def test_objects_resume_and_a_failed_pin_loses_nothing(scenes: Path, tmp_path: P
 
 def test_a_new_dominance_rule_marks_stored_objects_again_without_detecting(scenes: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with Engine.open(home, detector="yolox_nano") as engine:
+    with Engine.open(home, detector="yolox_nano", object_windows=False) as engine:
         engine.ingest(scenes, progress=False)
         first = index_objects(engine, progress=False)
         run = object_run(engine.settings, engine.feature_key)
         ids = {o.id for o in engine.catalog.objects(run)}
-    with Engine.open(home, detector="yolox_nano", dominant_area=0.0) as loose:  # every largest box is dominant
+    with Engine.open(
+        home, detector="yolox_nano", object_windows=False, dominant_area=0.0
+    ) as loose:  # every largest box is dominant
         again = index_objects(loose, progress=False)
         stored = loose.catalog.objects(run)
     assert (again.pins, again.remarked) == (0, True) and {o.id for o in stored} == ids  # nothing detected again
@@ -87,7 +92,9 @@ def test_a_new_dominance_rule_marks_stored_objects_again_without_detecting(scene
 
 
 def test_deleting_a_pin_removes_its_objects_from_the_published_object_index(scenes: Path, tmp_path: Path) -> None:
-    with Engine.open(tmp_path / "home", detector="yolox_nano", binarizer="median", code_bits=None) as engine:
+    with Engine.open(
+        tmp_path / "home", detector="yolox_nano", object_windows=False, binarizer="median", code_bits=None
+    ) as engine:
         engine.ingest(scenes, progress=False)
         index_objects(engine, progress=False)
         pasted = next(p for p in engine.catalog if p.location.endswith("pasted.jpg"))
@@ -101,7 +108,9 @@ def test_deleting_a_pin_removes_its_objects_from_the_published_object_index(scen
 def test_a_query_for_a_stored_object_s_box_is_at_distance_zero(scenes: Path, tmp_path: Path) -> None:
     """Objects are embedded from their padded box decoded as a query for that box is, so the same bytes and
     box find the object itself at distance 0."""
-    with Engine.open(tmp_path / "home", detector="yolox_nano", binarizer="median", code_bits=None) as engine:
+    with Engine.open(
+        tmp_path / "home", detector="yolox_nano", object_windows=False, binarizer="median", code_bits=None
+    ) as engine:
         engine.ingest(scenes, progress=False)
         index_objects(engine, progress=False)
         run = object_run(engine.settings, engine.feature_key)
@@ -110,3 +119,43 @@ def test_a_query_for_a_stored_object_s_box_is_at_distance_zero(scenes: Path, tmp
         box = stored.box.padded(engine.settings.object_context, pin.width, pin.height)
         top = engine.search_objects(BytesQuery(Path(pin.location).read_bytes(), box), k=1)[0]
         assert (top.pin_id, top.object.id, top.distance) == (pin.pin_id, stored.id, 0)
+
+
+def test_windows_are_indexed_beside_the_detections_but_never_dominate_nor_become_dots(
+    scenes: Path, tmp_path: Path
+) -> None:
+    from viscover.search import Insight
+
+    with Engine.open(tmp_path / "home", detector="yolox_nano", binarizer="median", code_bits=None) as engine:
+        engine.ingest(scenes, progress=False)
+        engine.index(progress=False)
+        report = index_objects(engine, progress=False)  # windows are on by default
+        run = object_run(engine.settings, engine.feature_key)
+        assert run.endswith("|windows")
+        stored = engine.catalog.objects(run)
+        regions = [o for o in stored if o.label == "region"]
+        assert len(regions) == 8 * 83 and report.indexed == len(stored) == report.objects
+        assert not any(o.dominant for o in regions) and all(o.score == 0 for o in regions)
+        with Engine.open(tmp_path / "plain", detector="yolox_nano", object_windows=False, binarizer="median") as plain:
+            plain.ingest(scenes, progress=False)
+            index_objects(plain, progress=False)
+            detected = plain.catalog.objects(object_run(plain.settings, plain.feature_key))
+        assert sorted((tuple(o.box), o.dominant) for o in stored if o.label != "region") == sorted(
+            (tuple(o.box), o.dominant) for o in detected
+        )  # the detector's boxes and the dominant ones are the same with or without windows
+        pin = next(p for p in engine.catalog if p.location.endswith("pasted.jpg"))
+        dots = Insight(engine.searcher).dots(PinQuery(pin.pin_id))
+        assert dots and all(d.label != "region" for d in dots)
+        # a window's crop is decoded as a query for that box is (one decode per draft size): found at 0
+        window = next(o for o in regions if o.key == pin.key and o.box.width < pin.width / 3)
+        box = window.box.padded(engine.settings.object_context, pin.width, pin.height)
+        top = engine.search_objects(BytesQuery(Path(pin.location).read_bytes(), box), k=1)[0]
+        assert (top.pin_id, top.object.id, top.distance) == (pin.pin_id, window.id, 0)
+
+
+def test_object_runs_read_names_from_before_windows_and_refuse_unknown_ones() -> None:
+    old = "yolox_nano@0.5|efficientnet_lite0/pool@5f6995200f2f5ab7|context=0.15"
+    assert ObjectRun.parse(old) == ObjectRun("yolox_nano", 0.5, "efficientnet_lite0/pool@5f6995200f2f5ab7", 0.15)
+    assert str(ObjectRun.parse(old)) == old and str(ObjectRun.parse(old + "|windows")) == old + "|windows"
+    with pytest.raises(ValueError, match="not an object run"):
+        ObjectRun.parse(old + "|tiles")

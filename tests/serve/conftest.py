@@ -1,5 +1,6 @@
 """One real uvicorn server on a loopback port for the whole session, over a copy of the small indexed home;
-tests that need another configuration (an API key, a home to fuzz) start their own."""
+tests that need another configuration (an API key, a home to fuzz) start their own. The page's tests drive it in
+Debian's chromium (through Playwright) and leave screenshots in artifacts/screenshots/."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from PIL import Image
+from playwright.sync_api import Page, sync_playwright
 
 from tests.conftest import caltech_image
 from viscover.config import Settings
@@ -87,3 +89,36 @@ def ikea_server(ikea_home: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     home = tmp_path_factory.mktemp("served-ikea") / "home"
     shutil.copytree(ikea_home, home)
     yield from start(home)
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser_page() -> Iterator[Page]:
+    """A page of Debian's headless chromium (never a browser Playwright downloads), one per test module."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed: .ci/run installs it with apt-get")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def screenshot(page: Page, name: str) -> None:
+    """The whole page, as artifacts/screenshots/NAME.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -33,8 +33,7 @@ from viscover.errors import BadArgumentError
 from viscover.evaluate.bootstrap import bootstrap_interval
 from viscover.evaluate.report import csv_text, markdown_rows
 from viscover.evaluate.workhome import evaluation_settings, ingest_rows
-from viscover.flashlight.flashlight import DotThresholds, Flashlight
-from viscover.search import Engine
+from viscover.search import DotThresholds, Engine, Insight
 from viscover.storage import atomic_path
 
 SIGNALS = ("detector", "similarity", "annotation", "conformity")
@@ -243,7 +242,7 @@ class Tally:
 
 def collect(
     scenes: Sequence[Scene],
-    flashlight: Flashlight,
+    insight: Insight,
     catalog: Mapping[str, CatalogPin],
     floor: float,
     judged: frozenset[str],
@@ -251,7 +250,7 @@ def collect(
 ) -> Candidates:
     """Detect on each scene (scores >= floor), search every box in one batch without the scene's own pins,
     and keep each detection's signals, overlaps with the ground truth and its results' true classes."""
-    searcher = flashlight.searcher
+    searcher = insight.searcher
     own: dict[str, set[int]] = {}
     for pin in catalog.values():
         own.setdefault(pin.scene, set()).add(pin.key)
@@ -262,7 +261,7 @@ def collect(
         with Image.open(scene.truth.path) as opened:
             image = opened.convert("RGB")
         found = searcher.detector().detect(image, floor)
-        judged_dots = flashlight.judge(image, found, own.get(scene.name, set()), everything)
+        judged_dots = insight.judge(image, found, own.get(scene.name, set()), everything)
         ious = box_iou(np.array([list(d.box) for d in found]).reshape(-1, 4), scene.truth.boxes)
         for i, (dot, hits) in enumerate(judged_dots):
             scene_of.append(s)
@@ -403,7 +402,7 @@ def run_dots_study(
     tune_scenes: Sequence[Scene],
     report_scenes: Sequence[Scene],
     catalog: Mapping[str, CatalogPin],
-    flashlight: Flashlight,
+    insight: Insight,
     judged: frozenset[str],
     *,
     floor: float,
@@ -413,8 +412,8 @@ def run_dots_study(
     progress: bool,
 ) -> DotsStudy:
     """Collect both splits' candidates, tune every row on the tuning split, and keep it all for the report."""
-    tuning = collect(tune_scenes, flashlight, catalog, floor, judged, progress)
-    report = collect(report_scenes, flashlight, catalog, floor, judged, progress)
+    tuning = collect(tune_scenes, insight, catalog, floor, judged, progress)
+    report = collect(report_scenes, insight, catalog, floor, judged, progress)
     thresholds = {name: tune(tuning, signals, floor, beta) for name, signals in ROWS.items() if signals}
     return DotsStudy(
         tuning,
@@ -465,7 +464,7 @@ def evaluate_dots(
             tune_scenes,
             report_scenes,
             catalog,
-            Flashlight(searcher),
+            Insight(searcher),
             judged_classes(pooled, min_instances),
             floor=floor,
             beta=beta,

@@ -1,64 +1,13 @@
-"""Flashlight (section 7) over the read path: results for a photo, a crop or an object, their annotations, the
-object dots worth showing, and results narrowed to an annotation.
-
-A dot is an object the detector found *and* visual search is confident about (Table 5): each box is searched
-(all boxes in one batch), and three signals of its results must pass their thresholds besides the detector's
-score: the top result's similarity, the top annotation's score, and category conformity.
-"""
+"""Flashlight (section 7) over the read path: results for a photo, a crop or an object, their annotations, and
+the object dots worth showing (the engine's `Insight` judges them)."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Collection, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
-from PIL import Image
-
-from viscover.box import Box
-from viscover.detect import Detection
-from viscover.errors import BadSettingError
-from viscover.flashlight.annotations import Annotation, annotate, conformity
-from viscover.ingest import Pin, decode_image
-from viscover.search import ImageQuery, PinQuery, Query, Searcher, SearchHit, check_k
-from viscover.search.stream import ResultStream
-from viscover.storage import atomic_path
-
-THRESHOLDS_FILE = "flashlight/dots.json"
-THRESHOLDS_VERSION = 1
-NARROW_CHUNK = 50  # results read at a time while narrowing to a term
-
-
-@dataclass(frozen=True)
-class DotThresholds:
-    """The least each signal must reach for a detected box to be shown as a dot."""
-
-    detector: float
-    similarity: float
-    annotation: float
-    conformity: float
-
-    def passes(self, dot: Dot) -> bool:
-        return (
-            dot.score >= self.detector
-            and dot.similarity >= self.similarity
-            and dot.annotation >= self.annotation
-            and dot.conformity >= self.conformity
-        )
-
-
-@dataclass(frozen=True)
-class Dot:
-    """A detected box with the signals of its visual search, and whether it passed the thresholds."""
-
-    box: Box
-    label: str
-    score: float  # the detector's
-    similarity: float  # of the box's top result
-    annotation: float  # score of the box's top annotation (0 without any)
-    conformity: float  # largest share of the box's results with one category
-    shown: bool
+from viscover.search import Query, SearchHit, check_k
+from viscover.search.annotations import Annotation
+from viscover.search.insight import Dot, Insight
 
 
 @dataclass(frozen=True)
@@ -70,110 +19,8 @@ class Look:
     dots: list[Dot] | None
 
 
-class Flashlight:
+class Flashlight(Insight):
     """Flashlight over one shared `Searcher`; as thread-safe as the searcher."""
-
-    def __init__(self, searcher: Searcher) -> None:
-        self.searcher = searcher
-        self.settings = searcher.settings
-        self._saved: tuple[int, DotThresholds] | None = None  # (mtime_ns, thresholds) of this home's file
-        self._pins: tuple[int, int] | None = None  # (index generation, pins in the catalog then)
-
-    # -- annotations ---------------------------------------------------------------------------------------
-
-    def annotations(self, hits: Sequence[SearchHit], exclude_key: int | None = None) -> list[Annotation]:
-        """The annotations of a result list: its top `annotation_depth` pins but the query's own; those
-        scoring under `annotation_min_score` are not shown."""
-        settings = self.settings
-        shown = [hit for hit in hits if hit.key != exclude_key][: settings.annotation_depth]
-        terms = self.searcher.catalog.term_counts([hit.key for hit in shown], settings.annotation_min_df)
-        found = annotate(shown, terms, self._pin_count(), settings.annotation_method, settings.annotation_count)
-        return [a for a in found if a.score >= settings.annotation_min_score]
-
-    def _pin_count(self) -> int:
-        """The catalog's size for idf, counted once per index generation: counting 100,000 rows takes 3 ms, and
-        pins ingested but not yet indexed barely move an idf."""
-        generation = self.searcher.snapshot().generation.number
-        counted = self._pins
-        if counted is None or counted[0] != generation:
-            counted = self._pins = (generation, len(self.searcher.catalog))
-        return counted[1]
-
-    def annotations_for(self, query: Query, hits: Sequence[SearchHit]) -> list[Annotation]:
-        """The annotations of a query's results (a catalog pin's own pin left out: it would annotate itself)."""
-        own = self.searcher.pin(query.pin_id).key if isinstance(query, PinQuery) else None
-        return self.annotations(hits, exclude_key=own)
-
-    def narrowed(self, stream: ResultStream, term: str, start: int, count: int) -> list[SearchHit]:
-        """Up to `count` results from position `start` of `stream` whose pins carry `term`, in visual order
-        (reading deeper as needed, up to the depth cap)."""
-        found: list[SearchHit] = []
-        position = start
-        while len(found) < count:
-            chunk = stream.hits(position, NARROW_CHUNK)
-            if not chunk:
-                break
-            position += len(chunk)
-            carrying = self.searcher.catalog.keys_with_term(term, [hit.key for hit in chunk])
-            found.extend(hit for hit in chunk if hit.key in carrying)
-        return found[:count]
-
-    # -- dots ----------------------------------------------------------------------------------------------
-
-    @property
-    def thresholds(self) -> DotThresholds:
-        """This home's thresholds as `viscover eval dots --apply` wrote them (read again when the file
-        changes), else the settings'."""
-        path = self.settings.home / THRESHOLDS_FILE
-        try:
-            changed = path.stat().st_mtime_ns
-        except FileNotFoundError:
-            s = self.settings
-            return DotThresholds(s.dot_min_detector, s.dot_min_similarity, s.dot_min_annotation, s.dot_min_conformity)
-        saved = self._saved
-        if saved is None or saved[0] != changed:
-            saved = self._saved = (changed, read_thresholds(path))
-        return saved[1]
-
-    def dots(self, query: Query) -> list[Dot]:
-        """The query's detected objects (stored ones for a catalog pin, the detector's for an image), each
-        searched, all in one batch, and judged by the thresholds. The image is decoded once."""
-        thresholds = self.thresholds
-        own = self.searcher.pin(query.pin_id) if isinstance(query, PinQuery) else None
-        image = self._image(query)
-        found = [d for d in self._detections(image, own) if d.score >= thresholds.detector]
-        exclude = {own.key} if own else set()
-        return [dot for dot, _ in self.judge(image, found, exclude, thresholds)]
-
-    def judge(
-        self,
-        image: Image.Image,
-        detections: Sequence[Detection],
-        exclude: Collection[int],
-        thresholds: DotThresholds,
-    ) -> list[tuple[Dot, list[SearchHit]]]:
-        """Each detection's box (grown by the object context) searched, all in one batch, without the pins in
-        `exclude`; its signals, whether it passes `thresholds`, and the results the signals came from."""
-        if not detections:
-            return []
-        boxes = [d.box.padded(self.settings.object_context, *image.size) for d in detections]
-        depth = self.settings.annotation_depth
-        results = self.searcher.search_many([ImageQuery(image, box) for box in boxes], k=depth + len(exclude))
-        judged = []
-        for detection, hits in zip(detections, results, strict=True):
-            hits = [hit for hit in hits if hit.key not in exclude][:depth]
-            annotations = self.annotations(hits)
-            dot = Dot(
-                detection.box,
-                detection.label,
-                detection.score,
-                hits[0].similarity if hits else 0.0,
-                annotations[0].score if annotations else 0.0,
-                conformity(hits),
-                shown=False,
-            )
-            judged.append((dataclasses.replace(dot, shown=thresholds.passes(dot)), hits))
-        return judged
 
     def look(self, query: Query, k: int = 20, dots: bool | None = None) -> Look:
         """Results, annotations and (for whole images, when dots are on) dots for one query."""
@@ -185,45 +32,3 @@ class Flashlight:
             self.annotations_for(query, hits),
             self.dots(query) if want_dots and query.crop is None else None,
         )
-
-    def _detections(self, image: Image.Image, own: Pin | None) -> list[Detection]:
-        """A catalog pin's objects as `viscover objects` stored them; otherwise the detector's."""
-        objects = self.searcher.snapshot().objects
-        if own is not None and objects is not None and self.searcher.catalog.was_detected(objects.model, own.key):
-            return [
-                Detection(o.box, o.label, o.score) for o in self.searcher.catalog.objects(objects.model, key=own.key)
-            ]
-        return self.searcher.detector().detect(image, self.thresholds.detector)
-
-    def _image(self, query: Query) -> Image.Image:
-        """The query's full-size image (boxes are in its pixels)."""
-        if isinstance(query, ImageQuery):
-            return query.image.convert("RGB")
-        if isinstance(query, PinQuery):
-            pin = self.searcher.pin(query.pin_id)
-            return decode_image(pin.image_bytes(self.settings.fetch_timeout_s), pin.pin_id).image
-        return decode_image(query.data, query.name, self.settings.max_image_pixels).image
-
-
-def read_thresholds(path: Path) -> DotThresholds:
-    """A home's saved thresholds; a file this version cannot read is an error that names it."""
-    try:
-        saved = json.loads(path.read_text())
-        if saved.get("version") != THRESHOLDS_VERSION:
-            raise ValueError(f"version {saved.get('version')!r}, this viscover reads {THRESHOLDS_VERSION}")
-        return DotThresholds(**{name: float(saved["thresholds"][name]) for name in DotThresholds.__dataclass_fields__})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BadSettingError(
-            f"{path} holds no dot thresholds this viscover can read ({exc}): run `viscover eval dots --apply` "
-            "again, or delete it to use the settings' thresholds"
-        ) from None
-
-
-def write_thresholds(home: Path, thresholds: DotThresholds, evaluation: str) -> Path:
-    """Save this home's dot thresholds (what `eval dots --apply` does), versioned, atomically."""
-    path = home / THRESHOLDS_FILE
-    with atomic_path(path) as tmp:
-        tmp.write_text(
-            json.dumps({"version": THRESHOLDS_VERSION, "thresholds": asdict(thresholds), "evaluation": evaluation})
-        )
-    return path

@@ -78,22 +78,27 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class ObjectRun:
-    """What produced stored objects: detector, score threshold, feature space (a model key) and the context
-    added around each box before embedding. Stored as the text `detector@threshold|model|context=c`."""
+    """What produced stored objects: detector, score threshold, feature space (a model key), the context added
+    around each box before embedding, and whether sliding windows were stored beside the boxes. Stored as the
+    text `detector@threshold|model|context=c`, with `|windows` after it when they were."""
 
     detector: str
     min_score: float
     model: str
     context: float
+    windows: bool = False
 
     def __str__(self) -> str:
-        return f"{self.detector}@{self.min_score:g}|{self.model}|context={self.context:g}"
+        text = f"{self.detector}@{self.min_score:g}|{self.model}|context={self.context:g}"
+        return text + "|windows" if self.windows else text
 
     @classmethod
     def parse(cls, text: str) -> ObjectRun:
-        detector_at_score, model, context = text.split("|")
+        detector_at_score, model, context, *rest = text.split("|")
+        if rest not in ([], ["windows"]):
+            raise ValueError(f"not an object run this viscover knows: {text!r}")
         detector, _, score = detector_at_score.rpartition("@")
-        return cls(detector, float(score), model, float(context.removeprefix("context=")))
+        return cls(detector, float(score), model, float(context.removeprefix("context=")), rest == ["windows"])
 
 
 @dataclass(frozen=True)
@@ -317,7 +322,9 @@ class CatalogView:
         if key is not None:
             queries = [(base + " AND key = ? ORDER BY id", [run, key])]
         elif ids is not None:
-            queries = [(base + f" AND id IN ({_marks(c)}) ORDER BY id", [run, *c]) for c in _chunks(sorted(ids))]
+            # `+run` keeps SQLite on the primary key: through the run's index it would scan every object of the run
+            by_id = base.replace("WHERE run = ?", "WHERE +run = ?")
+            queries = [(by_id + f" AND id IN ({_marks(c)}) ORDER BY id", [run, *c]) for c in _chunks(sorted(ids))]
         else:
             queries = [(base + " ORDER BY id", [run])]
         return [

@@ -10,6 +10,7 @@ import io
 import math
 import urllib.request
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,16 +69,29 @@ def decode_for_model(
 ) -> Image.Image:
     """The RGB pixels a model sees: the image (or its `crop`, in original pixels) decoded at reduced size where
     JPEG allows (draft mode), keeping the region's shorter side at least `min_side` pixels."""
-    image = _checked_open(data, name, max_pixels)
-    width, height = image.size
-    region = (crop or Box(0, 0, width, height)).check_inside(width, height)
-    # JPEG draft scales by 1/2, 1/4 or 1/8 while both sides stay at least the requested size; asking for the
-    # full image's shorter side scaled like the region's keeps the region at least `min_side` pixels.
-    request = math.ceil(min_side * min(width, height) / min(region.width, region.height))
-    image.draft("RGB", (request, request))
-    scale = image.size[0] / width
-    pixels = _as_rgb(image, name)
-    return pixels if crop is None else pixels.crop(region.scaled(scale).pixels())
+    return decode_crops(data, name, min_side, max_pixels, [crop])[0]
+
+
+def decode_crops(
+    data: bytes, name: str, min_side: int, max_pixels: int, crops: Sequence[Box | None]
+) -> list[Image.Image]:
+    """`decode_for_model` for many crops of one image, the same pixels each, decoding the image once per draft
+    size rather than once per crop (an object index embeds dozens of regions of each scene)."""
+    width, height = _checked_open(data, name, max_pixels).size
+    decoded: dict[tuple[int, int], tuple[Image.Image, float]] = {}  # by the size the draft decodes at
+    found = []
+    for crop in crops:
+        region = (crop or Box(0, 0, width, height)).check_inside(width, height)
+        # JPEG draft scales by 1/2, 1/4 or 1/8 while both sides stay at least the requested size; asking for
+        # the full image's shorter side scaled like the region's keeps the region at least `min_side` pixels.
+        request = math.ceil(min_side * min(width, height) / min(region.width, region.height))
+        image = _checked_open(data, name, max_pixels)  # opening and drafting read only the header
+        image.draft("RGB", (request, request))
+        if image.size not in decoded:
+            decoded[image.size] = (_as_rgb(image, name), image.size[0] / width)
+        pixels, scale = decoded[image.size]
+        found.append(pixels if crop is None else pixels.crop(region.scaled(scale).pixels()))
+    return found
 
 
 def _checked_open(data: bytes, name: str, max_pixels: int) -> Image.Image:

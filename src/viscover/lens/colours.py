@@ -84,18 +84,31 @@ def foreground(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     from scipy import ndimage
 
     rgb = _pixels(image)
-    height, width = rgb.shape[:2]
-    edge = max(1, round(BORDER * min(height, width)))
-    border = np.ones((height, width), dtype=bool)
-    border[edge:-edge, edge:-edge] = False
-    lab = _lab(rgb).reshape(height, width, 3)
-    background = np.median(lab[border], axis=0)
-    near = _delta(lab.reshape(-1, 3), background).reshape(height, width) < BACKGROUND_DELTA
+    lab = _lab(rgb).reshape(rgb.shape)
+    border, near, plain = _border_colour(lab)
     regions, _ = ndimage.label(near)
     touching = np.setdiff1d(np.unique(regions[border & near]), [0])
     backdrop = np.isin(regions, touching)
-    keep = ~backdrop if near[border].mean() >= UNIFORM_BORDER and (~backdrop).any() else np.ones_like(near)
+    keep = ~backdrop if plain and (~backdrop).any() else np.ones_like(near)
     return lab[keep], rgb[keep]
+
+
+def plain_background(image: Image.Image) -> bool:
+    """Whether most of the image's border is one colour: a product shot on a backdrop, itself one object."""
+    rgb = _pixels(image)
+    return _border_colour(_lab(rgb).reshape(rgb.shape))[2]
+
+
+def _border_colour(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(the border's mask, the pixels near the border's median colour, whether the border is mostly that
+    colour) of an image's Lab pixels."""
+    height, width = lab.shape[:2]
+    edge = max(1, round(BORDER * min(height, width)))
+    border = np.ones((height, width), dtype=bool)
+    border[edge:-edge, edge:-edge] = False
+    background = np.median(lab[border], axis=0)
+    near = _delta(lab.reshape(-1, 3), background).reshape(height, width) < BACKGROUND_DELTA
+    return border, near, bool(near[border].mean() >= UNIFORM_BORDER)
 
 
 def _pixels(image: Image.Image) -> np.ndarray:

@@ -246,7 +246,8 @@ def evaluate_related(
     rows = [row for row in rows if row["id"] in wanted]
     if len(room_rows) < 4:
         raise BadArgumentError(f"{folder}: {len(room_rows)} rooms; the evaluation needs at least 4 to split")
-    home = evaluation_settings(settings, work / f"ikea-rooms-{len(rows)}")
+    # the features need each product's dominant object, not object search: no sliding windows
+    home = evaluation_settings(settings, work / f"ikea-rooms-{len(rows)}").model_copy(update={"object_windows": False})
     with Engine(home) as engine:
         keys = ingest_rows(engine, rows, progress)
         engine.extract(home.backbone, "logits", progress)

@@ -1,5 +1,6 @@
 """Objects in the catalog (sections 6 and 8): detect every pin once, keep each object's box, label, score
-and dominance, embed its padded crop, and index the codes apart from whole images. Object search
+and dominance (and, with `object_windows`, class-agnostic sliding windows beside them), embed each padded
+crop, and index the codes apart from whole images. Object search
 (`Searcher.search_objects`) then finds similar objects and returns the scenes (pins) that hold them.
 """
 
@@ -16,10 +17,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from viscover.config import Settings
-from viscover.detect import create_detector, dominant_object
+from viscover.detect import REGION, create_detector, dominant_object, windows
 from viscover.errors import BadImageError
 from viscover.index import VisualIndex
-from viscover.ingest import ObjectRun, Pin, StoredObject, decode_for_model, decode_image, read_bytes
+from viscover.ingest import ObjectRun, Pin, StoredObject, decode_crops, decode_image, read_bytes
 from viscover.search.engine import Engine, coded_index
 
 
@@ -27,6 +28,7 @@ from viscover.search.engine import Engine, coded_index
 class ObjectsReport:
     pins: int = 0  # detected by this call
     objects: int = 0  # found by this call
+    windows: int = 0  # of them, sliding windows
     dominant: int = 0  # pins of the run with a dominant object, after this call
     remarked: bool = False  # the dominance rule changed: stored objects were marked again, not detected again
     indexed: int = 0
@@ -35,9 +37,11 @@ class ObjectsReport:
 
 
 def object_run(settings: Settings, model: str) -> str:
-    """Names what produced stored objects: detector, threshold, feature space and context. Changing any of
-    them detects afresh; the dominance rule only re-marks stored objects."""
-    return str(ObjectRun(settings.detector, settings.min_score, model, settings.object_context))
+    """Names what produced stored objects: detector, threshold, feature space, context and windows. Changing
+    any of them detects afresh; the dominance rule only re-marks stored objects."""
+    return str(
+        ObjectRun(settings.detector, settings.min_score, model, settings.object_context, settings.object_windows)
+    )
 
 
 def index_objects(engine: Engine, progress: bool = True, only: Collection[int] | None = None) -> ObjectsReport:
@@ -65,19 +69,15 @@ def index_objects(engine: Engine, progress: bool = True, only: Collection[int] |
                     continue
                 data, image = decoded
                 found = detector.detect(image, settings.min_score)
-                dominant = dominant_object(found, *image.size, *rule)
+                dominant = dominant_object(found, *image.size, *rule)  # among the detector's boxes only
+                if settings.object_windows:
+                    regions = windows(*image.size)
+                    found += regions
+                    report.windows += len(regions)
                 objects = [StoredObject(-1, pin.key, d.box, d.label, d.score, d is dominant) for d in found]
                 # each crop decoded as a query for that box would be, so searching it finds this object at 0
-                crops = [
-                    decode_for_model(
-                        data,
-                        pin.location,
-                        embedder.preprocess.resize,
-                        settings.max_image_pixels,
-                        d.box.padded(settings.object_context, *image.size),
-                    )
-                    for d in found
-                ]
+                boxes = [d.box.padded(settings.object_context, *image.size) for d in found]
+                crops = decode_crops(data, pin.location, embedder.preprocess.resize, settings.max_image_pixels, boxes)
                 vectors = embedder.embed(crops) if crops else np.zeros((0, 1), dtype=np.float32)
                 engine.catalog.put_objects(run, pin.key, objects, vectors)
                 report.pins += 1
@@ -103,7 +103,8 @@ def _mark_dominant(engine: Engine, run: str, rule: tuple[float, float]) -> None:
     """Flag each pin's dominant object among its stored ones by `rule`, without detecting again."""
     by_pin: dict[int, list[StoredObject]] = defaultdict(list)
     for stored in engine.catalog.objects(run):
-        by_pin[stored.key].append(stored)
+        if stored.label != REGION:  # a window never dominates
+            by_pin[stored.key].append(stored)
     pins = engine.catalog.by_keys(list(by_pin))
     dominant = [
         chosen.id

@@ -170,17 +170,36 @@ class Searcher:
 
     def search_objects(self, query: Query, k: int = 10) -> list[SearchHit]:
         """Object search (section 8): the k scenes whose best-matching indexed object is nearest the query."""
+        return self.search_objects_many([query], k)[0]
+
+    def search_objects_many(self, queries: Sequence[Query], k: int = 10) -> list[list[SearchHit]]:
+        """`search_objects` for a batch of queries: embedded in one batch, searched in one call."""
         check_k(k, self.settings.max_depth)
-        _check_queries([query])
+        _check_queries(queries)
+        if not queries:
+            return []
         limit_threads(self.settings.search_threads)
         objects = self.require_index(self.snapshot().objects, "object index")
-        codes = objects.binarizer.transform(self.embed([query], ObjectRun.parse(objects.model).model))
-        distances, ids = objects.codes.search(codes, min(len(objects.codes), 20 * k + 50))
-        found = ids[0] >= 0
+        codes = objects.binarizer.transform(self.embed(queries, ObjectRun.parse(objects.model).model))
+        total, depth = len(objects.codes), min(len(objects.codes), 20 * k + 50)
+        distances, ids = objects.codes.search(codes, depth)
+        found = []
+        for row, (row_distances, row_ids) in enumerate(zip(distances, ids, strict=True)):
+            scenes, row_depth = self._scenes(objects, row_distances, row_ids, k), depth
+            while len(scenes) < k and row_depth < total:  # a scene holds many regions (windows): read deeper
+                row_depth = min(total, 4 * row_depth)
+                deeper_distances, deeper_ids = objects.codes.search(codes[row : row + 1], row_depth)
+                scenes = self._scenes(objects, deeper_distances[0], deeper_ids[0], k)
+            found.append(scenes)
+        return found
+
+    def _scenes(self, objects: VisualIndex, distances: np.ndarray, ids: np.ndarray, k: int) -> list[SearchHit]:
+        """The k scenes (pins) of the nearest objects, each at its best object's distance."""
+        found = ids >= 0
         with self.catalog.snapshot():
-            stored = {o.id: o for o in self.catalog.objects(objects.model, ids=ids[0][found].tolist())}
+            stored = {o.id: o for o in self.catalog.objects(objects.model, ids=ids[found].tolist())}
             scenes: dict[int, tuple[float, StoredObject]] = {}
-            for distance, object_id in zip(distances[0][found].tolist(), ids[0][found].tolist(), strict=True):
+            for distance, object_id in zip(distances[found].tolist(), ids[found].tolist(), strict=True):
                 nearest = stored.get(object_id)  # nearest first; None when its pin was deleted since indexing
                 if nearest is not None and nearest.key not in scenes:
                     scenes[nearest.key] = (distance, nearest)

@@ -1,7 +1,8 @@
-"""The REST API under /v1: search by upload or pin (with crop and pages), pins (read, similar, related, image,
-thumbnail, add, delete), detection. They share one `Service`, whose read path is thread-safe and whose writes
-go through the home's single writer. Plain handlers run in FastAPI's thread pool; the ones that take uploads
-are async only to read them, and hand all blocking work to the pool (`run`)."""
+"""The REST API under /v1: search by upload or pin (with crop and pages), Flashlight, Lens, object and text
+search, pins (read, similar, related, image, thumbnail, add, delete), detection. They share one `Service`, whose
+read path is thread-safe and whose writes go through the home's single writer. Plain handlers run in FastAPI's
+thread pool; the ones that take uploads are async only to read them, and hand all blocking work to the pool
+(`run`)."""
 
 from __future__ import annotations
 
@@ -17,27 +18,33 @@ from starlette.concurrency import run_in_threadpool
 from viscover.box import Box
 from viscover.detect import dominant_object
 from viscover.errors import BadArgumentError, ViscoverError
-from viscover.flashlight import Dot
 from viscover.ingest import Pin, decode_image
 from viscover.ingest.text import as_term
-from viscover.search import BytesQuery, PinQuery, SearchHit
+from viscover.lens import LensResult
+from viscover.search import BytesQuery, Dot, PinQuery, SearchHit
 from viscover.search import Query as SearchQuery
 from viscover.serve.schemas import (
     AddedPinOut,
     AnnotationOut,
+    ColourOut,
     DetectionsOut,
     DotOut,
     ErrorOut,
     FlashlightOut,
     HitOut,
+    LensHitOut,
+    LensOut,
     ObjectOut,
     PinOut,
     PinsPage,
     QueryOut,
     RelatedOut,
     RelatedPage,
+    ScenesPage,
     SearchPage,
+    SourceShareOut,
     TextPage,
+    UnderstandingOut,
 )
 from viscover.serve.service import Cursor, Page, Service
 
@@ -112,6 +119,8 @@ def hit_out(hit: SearchHit) -> HitOut:
         similarity=hit.similarity,
         calibrated=hit.calibrated,
         near_duplicates=list(hit.near_duplicates),
+        object_box=list(hit.object.box) if hit.object else None,
+        object_label=hit.object.label if hit.object else None,
     )
 
 
@@ -206,6 +215,63 @@ def dot_out(dot: Dot) -> DotOut:
         annotation=dot.annotation,
         conformity=dot.conformity,
         shown=dot.shown,
+    )
+
+
+@router.post("/search/objects", response_model=ScenesPage, summary="Scenes holding objects like an image or its crop")
+async def search_objects(
+    shared: Shared,
+    image: Annotated[UploadFile | None, File(description="the query image")] = None,
+    pin_id: Annotated[str | None, Form(pattern=PIN_ID, max_length=256, description="or a catalog pin")] = None,
+    crop: Annotated[str | None, Form(description="x,y,w,h in the original image's pixels: the object")] = None,
+    k: Annotated[int | None, Form(ge=1, le=100, description="scenes to return")] = None,
+) -> ScenesPage:
+    query = await query_of(image, pin_id, crop)
+    with blame("image" if pin_id is None else "pin_id"):
+        hits = await run(shared.scenes, query, k or shared.settings.page_size)
+    return ScenesPage(results=[hit_out(hit) for hit in hits])
+
+
+@router.post("/lens", response_model=LensOut, summary="Lens: what a photo shows, and a feed blended from three sources")
+async def lens(
+    shared: Shared,
+    image: Annotated[UploadFile | None, File(description="the photo")] = None,
+    pin_id: Annotated[str | None, Form(pattern=PIN_ID, max_length=256, description="or a catalog pin")] = None,
+    k: Annotated[int | None, Form(ge=1, le=100, description="results in the feed")] = None,
+    term: Annotated[
+        str | None, Form(max_length=200, description="steer to pins carrying this annotation or colour")
+    ] = None,
+) -> LensOut:
+    steer = narrowing_term(term, None)
+    query = await query_of(image, pin_id, None)
+    with blame("image" if pin_id is None else "pin_id"):
+        result = await run(shared.look, query, k or shared.settings.page_size, steer)
+    return lens_out(result)
+
+
+def lens_out(result: LensResult) -> LensOut:
+    seen = result.understanding
+    return LensOut(
+        understanding=UnderstandingOut(
+            width=seen.width,
+            height=seen.height,
+            annotations=[AnnotationOut(**asdict(a)) for a in seen.annotations],
+            objects=[dot_out(d) for d in seen.objects],
+            colours=[ColourOut(**asdict(c)) for c in seen.colours],
+            category=seen.category,
+            conformity=seen.conformity,
+        ),
+        results=[
+            LensHitOut(
+                **hit_out(p.candidate.hit).model_dump() | {"rank": p.rank, "source": p.source},
+                why=p.candidate.why,
+                signals=dict(p.candidate.signals),
+            )
+            for p in result.feed
+        ],
+        mix=[SourceShareOut(**asdict(share)) for share in result.mix],
+        term=result.term,
+        seconds=result.seconds,
     )
 
 

@@ -1,6 +1,6 @@
-"""The web page: one HTML shell for the search view (/) and a pin's closeup (/pins/ID); the script under
-/static draws both from the API. The shell and its script hold no catalog data, so they load without the API
-key, and the page asks for the key when the API wants one."""
+"""The web page: one HTML shell for the search view (/), a pin's closeup (/pins/ID) and Lens (/lens); the
+scripts under /static draw them from the API. The shell and its scripts hold no catalog data, so they load without
+the API key, and the page asks for the key when the API wants one."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/")
 @router.get("/pins/{pin_id}")
+@router.get("/lens")
 def page() -> HTMLResponse:
-    """The search view or a closeup: the script tells them apart by the address."""
+    """The search view, a closeup or Lens: the script tells them apart by the address."""
     return HTMLResponse(SHELL)

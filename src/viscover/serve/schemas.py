@@ -39,13 +39,19 @@ class HitOut(PinOut):
     """A result: the pin, and how it was found."""
 
     rank: int
-    source: str = Field(description="visual (whole images) or object (scenes holding a similar object)")
+    source: str = Field(description="visual (whole images), object (scenes holding a similar object) or text")
     metric: str
     distance: float
     code_bits: int | None
     similarity: float = Field(description="in [0, 1]: 1 - d/bits for Hamming (see the README)")
     calibrated: bool
     near_duplicates: list[str]
+    object_box: list[float] | None = Field(
+        None, description="object search: the matched object in the scene, x0, y0, x1, y1 in its pixels"
+    )
+    object_label: str | None = Field(
+        None, description="object search: the matched object's detector label, or `region` for a sliding window"
+    )
 
 
 class QueryOut(BaseModel):
@@ -86,9 +92,52 @@ class FlashlightOut(BaseModel):
     dots: list[DotOut] | None = Field(description="objects found in the image (null for a crop or with dots off)")
 
 
+class ScenesPage(BaseModel):
+    results: list[HitOut] = Field(description="scenes, best first, each with the object that matched")
+
+
 class TextPage(BaseModel):
     results: list[HitOut]
     next_offset: int | None = Field(description="pass it back as `offset` for the next page; null at the end")
+
+
+class ColourOut(BaseModel):
+    name: str = Field(description="a plain colour word; click it to steer the feed (`term`)")
+    share: float = Field(description="its share of the photo's foreground pixels: its salience")
+    rgb: str = Field(description="the colour as seen, #rrggbb")
+
+
+class UnderstandingOut(BaseModel):
+    width: int
+    height: int
+    annotations: list[AnnotationOut]
+    objects: list[DotOut] = Field(description="detected objects; `shown` ones passed the dot filter")
+    colours: list[ColourOut]
+    category: str | None = Field(description="the commonest category among the visual results")
+    conformity: float = Field(description="the share of those results with that category")
+
+
+class LensHitOut(HitOut):
+    why: str = Field(description="why its source found it")
+    signals: dict[str, float] = Field(description="the numbers behind `why`")
+
+
+class SourceShareOut(BaseModel):
+    name: str = Field(description="visual, text or object")
+    fired: bool = Field(description="whether its trigger held")
+    reason: str = Field(description="why it fired or not")
+    precision: float = Field(description="the precision measured for it at this confidence (docs/results/lens)")
+    quota: float = Field(description="its share of the feed, from the precisions of the sources that fired")
+    offered: int
+    placed: int
+
+
+class LensOut(BaseModel):
+    understanding: UnderstandingOut
+    results: list[LensHitOut] = Field(description="the blended feed; `source` says where each came from")
+    mix: list[SourceShareOut] = Field(description="how the sources were blended, and why")
+    term: str | None = Field(None, description="the annotation or colour the feed is steered to")
+    seconds: dict[str, float] = Field(description="time spent in each stage of the request")
 
 
 class RelatedOut(PinOut):

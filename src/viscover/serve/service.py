@@ -23,10 +23,11 @@ from PIL import Image
 from viscover.box import Box
 from viscover.config import Settings
 from viscover.errors import BadArgumentError, ExpiredCursorError, ViscoverError
-from viscover.flashlight import Annotation, Dot, Flashlight
+from viscover.flashlight import Flashlight
 from viscover.ingest import Pin, decode_for_model
+from viscover.lens import Lens, LensResult
 from viscover.related import LiveRelated
-from viscover.search import BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit, Snapshot
+from viscover.search import Annotation, BytesQuery, Dot, Engine, PinQuery, Query, Searcher, SearchHit, Snapshot
 from viscover.search.stream import ResultStream
 from viscover.storage import atomic_path
 
@@ -121,6 +122,7 @@ class Service:
         self.searcher = Searcher(settings.model_copy(update={"max_image_pixels": limit}))
         self.flashlight = Flashlight(self.searcher)
         self.related = LiveRelated(self.searcher)
+        self.lens = Lens(self.searcher)
         # Uploads and deletes are written beside searches: give them the serving path's thread count.
         self.writer = Engine(settings.model_copy(update={"batch_threads": settings.search_threads}))
         self.images = threading.BoundedSemaphore(settings.image_workers)  # decodes + embeddings at once
@@ -196,6 +198,16 @@ class Service:
         """Flashlight's dots, counted among the decodes and embeddings the server runs at once."""
         with self.images:
             return self.flashlight.dots(query)
+
+    def look(self, query: Query, k: int, term: str | None) -> LensResult:
+        """Lens's understanding and blended feed, counted among the decodes and embeddings run at once."""
+        with self.images:
+            return self.lens.look(query, k, term)
+
+    def scenes(self, query: Query, k: int) -> list[SearchHit]:
+        """Object search: the scenes holding objects like the query (or its crop)."""
+        with self.images:
+            return self.searcher.search_objects(query, k)
 
     def _stream(self, snapshot: Snapshot, digest: str, model: str, metric: str, vector: np.ndarray) -> ResultStream:
         """The query's result stream in this generation; streams of older generations are let go (each holds

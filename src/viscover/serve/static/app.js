@@ -1,114 +1,15 @@
-// viscover's page: the search view (a photo or a pin in, a crop box over it, results that load on scroll)
-// and a pin's closeup (its image and text, its related pins and "more like this" under it). Everything comes
-// from the /v1 API.
+// viscover's page: the search view (a photo or a pin in, a crop box over it, results that load on scroll),
+// a pin's closeup (its image and text, its related pins and "more like this" under it), and Lens (lens.js).
+// Everything comes from the /v1 API.
+
+import { $, card, json, showError, showImage } from "./common.js";
+import { showLens } from "./lens.js";
 
 const PAGE = 24;
 const DEBOUNCE_MS = 250; // a moving crop box searches when it rests this long, and once more when let go
 const MIN_BOX = 8; // smaller boxes (in screen pixels) are taken as a click, not a crop
-const $ = (id) => document.getElementById(id);
-
-// ---- the API ----------------------------------------------------------------------------------------
-
-function apiKey() {
-  return localStorage.getItem("viscover-api-key");
-}
-
-async function api(path, options = {}) {
-  const headers = new Headers(options.headers || {});
-  if (apiKey()) headers.set("X-API-Key", apiKey());
-  const response = await fetch(path, { ...options, headers });
-  if (response.status === 401) {
-    $("key-button").hidden = false;
-    throw new Error("this server wants an API key: use the API key button");
-  }
-  if (!response.ok) {
-    let message = `the server answered ${response.status}`;
-    try {
-      message = (await response.json()).error.message;
-    } catch (_) {}
-    const error = new Error(message);
-    error.status = response.status;
-    throw error;
-  }
-  return response;
-}
-
-async function json(path, options) {
-  return (await api(path, options)).json();
-}
-
-// <img> cannot send a header: with a key, images are fetched and shown from blob URLs (let go once shown).
-async function showImage(img, url) {
-  if (!apiKey()) {
-    img.src = url;
-    return;
-  }
-  const blob = URL.createObjectURL(await (await api(url)).blob());
-  img.addEventListener("load", () => URL.revokeObjectURL(blob), { once: true });
-  img.src = blob;
-}
-
-function showError(message) {
-  const box = $("error");
-  box.textContent = message;
-  box.hidden = false;
-  clearTimeout(showError.timer);
-  showError.timer = setTimeout(() => (box.hidden = true), 6000);
-}
-
-$("key-button").addEventListener("click", () => {
-  const key = prompt("This viscover server wants its API key (kept in this browser):", apiKey() || "");
-  if (key !== null) {
-    localStorage.setItem("viscover-api-key", key.trim());
-    location.reload();
-  }
-});
 
 // ---- result grids that load more on scroll ----------------------------------------------------------------
-
-// what a related pin's candidate sources are called on its card
-const SOURCE_NAMES = { cooccurrence: "same boards", walk: "nearby boards", visual: "looks alike", text: "similar words" };
-
-function card(item, { onClick = null } = {}) {
-  const link = document.createElement("a");
-  link.className = "card result";
-  link.href = `/pins/${encodeURIComponent(item.pin_id)}`;
-  link.dataset.pinId = item.pin_id;
-  link.dataset.category = item.category || "";
-  if (item.rank) link.dataset.rank = item.rank;
-  const img = document.createElement("img");
-  img.alt = item.description || item.category || item.pin_id;
-  img.loading = "lazy";
-  showImage(img, item.thumbnail_url).catch(() => {});
-  const caption = document.createElement("div");
-  caption.className = "caption";
-  const label = document.createElement("span");
-  label.className = "category";
-  label.textContent = item.category || item.description || item.pin_id;
-  caption.append(label);
-  if (item.similarity !== undefined) {
-    const similarity = document.createElement("span");
-    similarity.className = "similarity";
-    similarity.textContent = item.similarity.toFixed(2);
-    similarity.title = `similarity (${item.metric}, distance ${item.distance})`;
-    caption.append(similarity);
-  }
-  if (item.sources) {
-    const sources = document.createElement("span");
-    sources.className = "sources";
-    sources.textContent = item.sources.map((source) => SOURCE_NAMES[source] || source).join(" · ");
-    sources.title = "proposed by " + item.sources.join(", ") + `; score ${item.score.toFixed(2)}`;
-    caption.append(sources);
-  }
-  link.append(img, caption);
-  if (onClick) {
-    link.addEventListener("click", (event) => {
-      event.preventDefault();
-      onClick(item);
-    });
-  }
-  return link;
-}
 
 class Feed {
   // fetchPage(cursor, signal) → {results, next_cursor, annotations?}; pages of a newer reset() make older
@@ -401,6 +302,7 @@ for (const zone of [$("drop-zone"), $("cropper")]) {
 }
 
 document.addEventListener("paste", (event) => {
+  if ($("search-view").hidden) return; // a paste on another view is not a query
   const item = [...event.clipboardData.items].find((i) => i.type.startsWith("image/"));
   if (item) useFile(item.getAsFile());
 });
@@ -504,6 +406,8 @@ async function showCloseup(pinId) {
 
 if (location.pathname.startsWith("/pins/")) {
   showCloseup(decodeURIComponent(location.pathname.slice("/pins/".length)));
+} else if (location.pathname === "/lens") {
+  showLens();
 } else {
   $("search-view").hidden = false;
   moreCatalog();

@@ -1,4 +1,4 @@
-"""Annotations (section 7): the terms of a result list's pins, aggregated by tf-idf, to show as clickable chips,
+"""Annotations (sections 7 and 8): the terms of a result list's pins, aggregated by tf-idf, to show as clickable chips,
 and the category conformity of a result list. Plain arithmetic over hits and their pins' term counts."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from viscover.search import SearchHit
+from viscover.search.results import SearchHit
 
 METHODS = ("tfidf", "similarity")
 TermCounts = Mapping[int, Mapping[str, tuple[int, int]]]  # pin key → term → (count in the pin, document frequency)
