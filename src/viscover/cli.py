@@ -1,5 +1,5 @@
-"""The `viscover` command line: ingest, index, search, flashlight, lens, terms, related, delete, info, detect, objects,
-eval, serve."""
+"""The `viscover` command line: ingest, index, search, flashlight, lens, terms, related, delete, info, detect,
+objects, shard, eval, serve."""
 
 from __future__ import annotations
 
@@ -415,6 +415,31 @@ def detect_train_command(
     last = ", ".join(f"{k} {v:.3f}" for k, v in history[-1].items() if k != "epoch") if history else "-"
     typer.echo(f"detect train: {name} ({arch}) on {dataset.name}, {len(history)} epochs; last losses: {last}")
     typer.echo(f"use it with --detector {name} or --detectors {name}")
+
+
+@app.command("shard")
+def shard_command(
+    shards: Annotated[int, typer.Option("--shards", min=1, max=4096, help="how many shards")],
+    kind: Annotated[str, typer.Option(help="visual (pins, by pin key) or objects (by object id)")] = "visual",
+    out: Annotated[
+        Path | None, typer.Option(help="folder for the shards (default HOME/index/shards/KIND-GENERATION)")
+    ] = None,
+) -> None:
+    """Split the published index by key (key % shards) into FAISS binary index files, to serve apart."""
+    from viscover.index.shards import write_shards
+
+    if kind not in ("visual", "objects"):
+        raise BadArgumentError(f"--kind must be visual or objects, got {kind!r}")
+    settings = _settings()
+    with Searcher(settings) as searcher:
+        snapshot = searcher.snapshot()
+        index = searcher.require_index(getattr(snapshot, kind), "index" if kind == "visual" else "object index")
+        folder = out or settings.index_dir / "shards" / f"{kind}-{snapshot.generation.number}"
+        write_shards(index, folder, shards)
+    typer.echo(
+        f"shard: {len(index.codes)} {kind} codes of index generation {snapshot.generation.number} in {shards} "
+        f"shards under {folder}"
+    )
 
 
 @app.command("objects")

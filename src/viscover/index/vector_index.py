@@ -9,7 +9,7 @@ from typing import Literal
 import faiss
 import numpy as np
 
-from viscover.errors import UnknownNameError
+from viscover.errors import BadArgumentError, UnknownNameError
 
 Metric = Literal["hamming", "l2", "l1"]
 METRICS: tuple[str, ...] = ("hamming", "l2", "l1")
@@ -63,7 +63,14 @@ class VectorIndex:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.uint8 if self.binary else np.float32)
         if not self.faiss_index.is_trained:
-            self.faiss_index.train(vectors)
+            try:
+                self.faiss_index.train(vectors)
+            except RuntimeError as exc:
+                reason = str(exc).rsplit("Error: ", 1)[-1].strip()  # FAISS's message, without its source location
+                raise BadArgumentError(
+                    f"index {self.spec!r} cannot learn from {len(vectors)} vectors ({reason}): use fewer lists "
+                    "or BFlat for a catalog (or a shard) this small"
+                ) from None
         self.faiss_index.add_with_ids(vectors, np.asarray(keys, dtype=np.int64))
 
     def remove(self, keys: np.ndarray) -> bool:

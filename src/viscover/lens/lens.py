@@ -20,7 +20,18 @@ from viscover.errors import BadArgumentError
 from viscover.ingest.text import as_term
 from viscover.lens.blend import Candidate, Placed, SourceResults, SourceShare, blend
 from viscover.lens.colours import Colour, plain_background, salient_colours
-from viscover.search import Annotation, Dot, ImageQuery, Insight, PinQuery, Query, Searcher, SearchHit, check_k
+from viscover.search import (
+    Annotation,
+    Dot,
+    ImageQuery,
+    Insight,
+    PinQuery,
+    Query,
+    Searcher,
+    SearchHit,
+    Snapshot,
+    check_k,
+)
 from viscover.search.annotations import conformity
 
 
@@ -94,9 +105,10 @@ class Lens:
         with stages.timed("decode"):
             image = self.insight.query_image(query)
             own = self.searcher.pin(query.pin_id).key if isinstance(query, PinQuery) else None
+        snapshot = self.searcher.snapshot()  # one index generation for the whole request
         with stages.timed("visual search + annotations"):
-            visual = self.searcher.require_index(self.searcher.snapshot().visual)
-            stream = self.searcher.stream(self.searcher.embed([query], visual.model)[0])
+            visual = self.searcher.require_index(snapshot.visual)
+            stream = self.searcher.stream(self.searcher.embed([query], visual.model)[0], snapshot=snapshot)
             first = [hit for hit in stream.hits(0, settings.annotation_depth + 1) if hit.key != own]
             annotations = self.insight.annotations(first, exclude_key=own)
             category, share = _category(first[: settings.annotation_depth])
@@ -109,7 +121,7 @@ class Lens:
         with stages.timed("text search"):
             text_source = self._text(annotations, term, own, depth)
         with stages.timed("object search"):
-            object_source = self._objects(image, objects, term, own, depth)
+            object_source = self._objects(image, objects, term, own, depth, snapshot)
         understanding = Understanding(image.width, image.height, annotations, objects, colours, category, share)
         return understanding, [visual_source, text_source, object_source]
 
@@ -161,7 +173,7 @@ class Lens:
         return SourceResults("text", True, reason, precision_at(settings.lens_text_precision, confidence), candidates)
 
     def _objects(
-        self, image: Image.Image, objects: list[Dot], term: str | None, own: int | None, depth: int
+        self, image: Image.Image, objects: list[Dot], term: str | None, own: int | None, depth: int, snapshot: Snapshot
     ) -> SourceResults:
         """Scenes holding objects like the detected ones that passed the dot filter, or like the photo itself
         when it is a product shot (a plain backdrop: the paper's Figure 14 query), all searched in one batch; a
@@ -176,11 +188,11 @@ class Lens:
             asked.insert(0, ("this product", None))
         if not asked:
             return SourceResults("object", False, "no detected object passed the dot filter, and it is no product shot")
-        if self.searcher.snapshot().objects is None:
+        if snapshot.objects is None:
             return SourceResults("object", False, "no object index in this home (run `viscover objects`)")
         queries = [ImageQuery(image, box) for _, box in asked]
         best: dict[int, tuple[SearchHit, str]] = {}
-        for (what, _), hits in zip(asked, self.searcher.search_objects_many(queries, depth + 1), strict=True):
+        for (what, _), hits in zip(asked, self.searcher.search_objects_many(queries, depth + 1, snapshot), strict=True):
             for hit in hits:
                 if hit.key != own and (hit.key not in best or hit.similarity > best[hit.key][0].similarity):
                     best[hit.key] = (hit, what)

@@ -172,14 +172,17 @@ class Searcher:
         """Object search (section 8): the k scenes whose best-matching indexed object is nearest the query."""
         return self.search_objects_many([query], k)[0]
 
-    def search_objects_many(self, queries: Sequence[Query], k: int = 10) -> list[list[SearchHit]]:
-        """`search_objects` for a batch of queries: embedded in one batch, searched in one call."""
+    def search_objects_many(
+        self, queries: Sequence[Query], k: int = 10, snapshot: Snapshot | None = None
+    ) -> list[list[SearchHit]]:
+        """`search_objects` for a batch of queries: embedded in one batch, searched in one call (in `snapshot`,
+        when a request must see one generation throughout)."""
         check_k(k, self.settings.max_depth)
         _check_queries(queries)
         if not queries:
             return []
         limit_threads(self.settings.search_threads)
-        objects = self.require_index(self.snapshot().objects, "object index")
+        objects = self.require_index((snapshot or self.snapshot()).objects, "object index")
         codes = objects.binarizer.transform(self.embed(queries, ObjectRun.parse(objects.model).model))
         total, depth = len(objects.codes), min(len(objects.codes), 20 * k + 50)
         distances, ids = objects.codes.search(codes, depth)

@@ -1,0 +1,87 @@
+"""A sharded index answers as the single index does: shards by `key % S` in native FAISS files, memory-mapped,
+merged by (distance, key); `viscover shard` writes them from the published index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from tests.conftest import caltech_image
+from tests.test_cli import viscover
+from viscover import BytesQuery, Searcher
+from viscover.errors import BadArgumentError, NotIndexedError
+from viscover.index import VectorIndex
+from viscover.index.shards import ShardedIndex, read_shards, shard_file, write_shards
+from viscover.search import Snapshot
+
+
+def test_shards_hold_each_key_once_and_search_as_the_single_index(indexed_home: Path, tmp_path: Path) -> None:
+    with Searcher.open(indexed_home) as searcher:
+        snapshot = searcher.snapshot()
+        single = snapshot.visual
+        write_shards(single, tmp_path / "shards", 4)
+        sharded = read_shards(tmp_path / "shards")
+        assert isinstance(sharded.codes, ShardedIndex) and len(sharded.codes) == len(single.codes) == 30
+        for number, shard in enumerate(sharded.codes.shards):
+            assert all(key % 4 == number for key in shard.ids())
+        assert sorted(sharded.codes.ids()) == sorted(single.codes.ids())
+        manifest = json.loads((tmp_path / "shards" / "shards.json").read_text())
+        assert (manifest["shards"], manifest["pins"], manifest["model"]) == (4, 30, single.model)
+        # a shard file is FAISS's own: FAISS reads it without viscover
+        assert faiss.read_index_binary(str(tmp_path / "shards" / shard_file(0, 4))).ntotal == len(
+            sharded.codes.shards[0]
+        )
+        # every query: the same distances, and the same pins in the same order through the result stream
+        queries = [BytesQuery(caltech_image(c, 20).read_bytes()) for c in ("Leopards", "pagoda", "airplanes")]
+        vectors = searcher.embed(queries, single.model)
+        codes = single.binarizer.transform(vectors)
+        for k in (1, 7, 30, 50):
+            one_d, _ = single.codes.search(codes, k)
+            many_d, many_k = sharded.codes.search(codes, k)
+            assert np.array_equal(one_d, many_d)
+            for row in range(len(codes)):  # among equal distances, by key
+                pairs = list(zip(many_d[row].tolist(), many_k[row].tolist(), strict=True))
+                assert pairs == sorted(pairs)
+        on_shards = Snapshot(snapshot.generation, sharded, None)
+        for vector in vectors:
+            expected = [(h.pin_id, h.distance) for h in searcher.stream(vector, snapshot=snapshot).hits(0, 25)]
+            got = [(h.pin_id, h.distance) for h in searcher.stream(vector, snapshot=on_shards).hits(0, 25)]
+            assert got == expected
+        some = read_shards(tmp_path / "shards", only=[1, 3])  # what one server of a cluster holds
+        assert sorted(some.codes.ids()) == sorted(k for k in single.codes.ids() if k % 4 in (1, 3))
+
+
+def test_bad_shard_requests_are_clear_errors(indexed_home: Path, tmp_path: Path) -> None:
+    with Searcher.open(indexed_home) as searcher:
+        single = searcher.snapshot().visual
+        for bad in (0, 5000, True):
+            with pytest.raises(BadArgumentError, match="shards must be"):
+                write_shards(single, tmp_path / "bad", bad)
+        write_shards(single, tmp_path / "two", 2)
+        with pytest.raises(BadArgumentError, match="among the 2"):
+            read_shards(tmp_path / "two", only=[2])
+        with pytest.raises(BadArgumentError, match="sharded already"):
+            write_shards(read_shards(tmp_path / "two"), tmp_path / "again", 2)
+    with pytest.raises(NotIndexedError, match="viscover shard"):
+        read_shards(tmp_path / "nothing")
+    ivf = VectorIndex.create("BIVF64", "hamming", 256)
+    with pytest.raises(BadArgumentError, match=r"cannot learn from 10 vectors.*BFlat"):
+        ivf.add(np.arange(10), np.zeros((10, 32), np.uint8))
+
+
+def test_viscover_shard_writes_the_published_index(indexed_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(indexed_home, home)
+    done = viscover("shard", "--shards", "3", home=home)
+    assert done.returncode == 0, done.stderr
+    generation = json.loads((home / "index" / "generation.json").read_text())["generation"]
+    folder = home / "index" / "shards" / f"visual-{generation}"
+    assert f"30 visual codes of index generation {generation} in 3 shards" in done.stdout
+    assert len(read_shards(folder).codes) == 30 and len(list(folder.glob("*.faissb"))) == 3
+    missing = viscover("shard", "--shards", "2", "--kind", "objects", home=home)
+    assert missing.returncode != 0 and "viscover objects" in missing.stderr and "Traceback" not in missing.stderr
