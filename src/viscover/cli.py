@@ -872,6 +872,9 @@ def finetune_command(
 def serve_command(
     host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1: this machine only)")] = None,
     port: Annotated[int | None, typer.Option(help="port to listen on (default 8000)")] = None,
+    cluster: Annotated[
+        str | None, typer.Option(help="search from Ray actors holding shards: `local`, or a Ray cluster's address")
+    ] = None,
 ) -> None:
     """Serve the REST API (/docs) and the search page (/) over the home."""
     try:
@@ -880,7 +883,7 @@ def serve_command(
         from viscover.serve import create_app
     except ImportError as exc:
         raise ViscoverError(f"`viscover serve` needs the serve extra ({exc}): pip install 'viscover[serve]'") from None
-    settings = _settings(serve_host=host, serve_port=port)
+    settings = _settings(serve_host=host, serve_port=port, cluster=cluster)
     access = logging.getLogger("viscover.access")
     access.setLevel(logging.INFO)
     access.addHandler(logging.StreamHandler())

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     lens_object_precision: float = Field(
         1.683, ge=0, description="the object source's precision relative to visual search's"
     )
+    cluster: str | None = Field(
+        None,
+        description="serve search from Ray actors holding shards of the index: `local` starts Ray on this machine, "
+        "else a Ray address (needs viscover[cluster]); default: the index in this process",
+    )
+    cluster_shards: int = Field(4, ge=1, le=4096, description="shards an index is split into for a cluster")
     serve_host: str = Field("127.0.0.1", description="address `viscover serve` binds (loopback unless asked)")
     serve_port: int = Field(8000, ge=0, le=65535, description="port `viscover serve` listens on")
     api_key: SecretStr | None = Field(

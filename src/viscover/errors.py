@@ -65,6 +65,10 @@ class WriteLockTimeoutError(ViscoverError):
     """Another process kept the home's write lock longer than the write-lock timeout."""
 
 
+class ShardUnavailableError(ViscoverError):
+    """A shard server of a cluster did not answer: results without its shard would be silently short."""
+
+
 class AccessDeniedError(ViscoverError):
     """A request without the API key the server was started with."""
 

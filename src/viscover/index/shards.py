@@ -58,19 +58,28 @@ class ShardedIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(distances, keys), each (Q, k), nearest first and by key among equals; missing neighbours are -1."""
         parts = [shard.search(queries, k) for shard in self.shards if len(shard)]
-        if not parts:
-            return np.full((len(queries), 1), np.inf, np.float32), np.full((len(queries), 1), -1, np.int64)
-        width = max(1, min(k, len(self)))
-        distances = np.concatenate([d for d, _ in parts], axis=1)
-        keys = np.concatenate([i for _, i in parts], axis=1)
-        missing = keys < 0
-        distances = np.where(missing, np.inf, distances)
-        merged_d = np.empty((len(queries), width), np.float32)
-        merged_k = np.empty((len(queries), width), np.int64)
-        for row in range(len(queries)):
-            order = np.lexsort((np.where(missing[row], np.iinfo(np.int64).max, keys[row]), distances[row]))[:width]
-            merged_d[row], merged_k[row] = distances[row][order], keys[row][order]
-        return merged_d, merged_k
+        return merge_nearest(parts, len(queries), min(k, len(self)))
+
+
+def merge_nearest(
+    parts: Sequence[tuple[np.ndarray, np.ndarray]], queries: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` nearest of the shards' answers (each `(distances, keys)`, Q rows), by (distance, key); keys of
+    missing neighbours (-1) go last. Scatter-gather over processes and machines merges the same way."""
+    width = max(1, k)
+    if not parts:
+        return np.full((queries, width), np.inf, np.float32), np.full((queries, width), -1, np.int64)
+    distances = np.concatenate([d for d, _ in parts], axis=1)
+    keys = np.concatenate([i for _, i in parts], axis=1)
+    missing = keys < 0
+    distances = np.where(missing, np.inf, distances).astype(np.float32)
+    ranked_keys = np.where(missing, np.iinfo(np.int64).max, keys)
+    merged_d = np.full((queries, width), np.inf, np.float32)
+    merged_k = np.full((queries, width), -1, np.int64)
+    for row in range(queries):
+        order = np.lexsort((ranked_keys[row], distances[row]))[:width]
+        merged_d[row, : len(order)], merged_k[row, : len(order)] = distances[row][order], keys[row][order]
+    return merged_d, merged_k
 
 
 def stored_codes(codes: VectorIndex) -> np.ndarray:

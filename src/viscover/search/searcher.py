@@ -36,6 +36,8 @@ from viscover.threads import limit_threads
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# (generation, kind, index as loaded) → the index to search: the same one, or its codes served elsewhere (a cluster)
+Placement = Callable[[Generation, str, VisualIndex], VisualIndex]
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,11 @@ class Snapshot:
 class Searcher:
     """Visual and object search over a home, safe to share between threads, following the writer's updates."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, place: Placement | None = None) -> None:
+        """`place` decides where a newly loaded index is searched (see `Placement`): in this process by default."""
         prepare_home(settings)
         self.settings = settings
+        self._place = place
         self.catalog = CatalogReader(settings.catalog_path)
         self._store = IndexStore(settings.index_dir)
         self._snapshot = self._load_snapshot(Snapshot(Generation(), None, None))
@@ -105,6 +109,13 @@ class Searcher:
             if index is not None
         }
         generation, indexes = self._store.load(kept)
+        if self._place is not None:
+            indexes = {
+                kind: index
+                if any(index is reused for reused in kept.values())
+                else self._place(generation, kind, index)
+                for kind, index in indexes.items()
+            }
         return Snapshot(generation, indexes.get("visual"), indexes.get("objects"))
 
     # -- search -----------------------------------------------------------------------------------------

@@ -40,11 +40,13 @@ STATUS = {
     errors.ExpiredCursorError: 410,
     errors.WeightsUnavailableError: 503,
     errors.WriteLockTimeoutError: 503,
+    errors.ShardUnavailableError: 503,
     errors.BadSettingError: 500,
     errors.StoredImageError: 500,
     errors.ViscoverError: 422,  # bad image, crop, argument, name, manifest
 }
 SERVER_TROUBLE = {
+    errors.ShardUnavailableError: "a shard of the index is not answering (its server is restarting): try again",
     errors.WriteLockTimeoutError: "the catalog is busy with another writer: try again in a moment",
     errors.StoredImageError: "this pin's image cannot be read on the server (see its log)",
     errors.WeightsUnavailableError: "a model this needs is not available on the server (see its log)",

@@ -22,12 +22,13 @@ from PIL import Image
 
 from viscover.box import Box
 from viscover.config import Settings
-from viscover.errors import BadArgumentError, ExpiredCursorError, ViscoverError
+from viscover.errors import BadArgumentError, BadSettingError, ExpiredCursorError, ViscoverError
 from viscover.flashlight import Flashlight
 from viscover.ingest import Pin, decode_for_model
 from viscover.lens import Lens, LensResult
 from viscover.related import LiveRelated
 from viscover.search import Annotation, BytesQuery, Dot, Engine, PinQuery, Query, Searcher, SearchHit, Snapshot
+from viscover.search.searcher import Placement
 from viscover.search.stream import ResultStream
 from viscover.storage import atomic_path
 
@@ -119,7 +120,7 @@ class Service:
         self.settings = settings
         # Queries are uploads: decoding one may not take more pixels than an upload may have.
         limit = min(settings.max_image_pixels, settings.max_upload_pixels)
-        self.searcher = Searcher(settings.model_copy(update={"max_image_pixels": limit}))
+        self.searcher = Searcher(settings.model_copy(update={"max_image_pixels": limit}), cluster_placement(settings))
         self.flashlight = Flashlight(self.searcher)
         self.related = LiveRelated(self.searcher)
         self.lens = Lens(self.searcher)
@@ -239,6 +240,19 @@ class Service:
             with atomic_path(path) as tmp:
                 image.save(tmp, "JPEG", quality=82)
         return path.read_bytes()
+
+
+def cluster_placement(settings: Settings) -> Placement | None:
+    """Where the server searches its indexes: in this process, or on Ray actors holding shards of them."""
+    if settings.cluster is None:
+        return None
+    try:
+        from viscover.distributed import ClusterPlacement
+    except ImportError as exc:
+        raise BadSettingError(
+            f"cluster: serving from Ray needs the cluster extra ({exc}): pip install 'viscover[cluster]'"
+        ) from None
+    return ClusterPlacement(settings.index_dir / "shards", settings.cluster_shards, settings.cluster)
 
 
 def query_digest(query: Query) -> str:
