@@ -15,7 +15,7 @@ from tests.conftest import caltech_image
 from tests.test_cli import viscover
 from viscover import BytesQuery, Searcher
 from viscover.errors import BadArgumentError, NotIndexedError
-from viscover.index import VectorIndex
+from viscover.index import VectorIndex, VisualIndex
 from viscover.index.shards import ShardedIndex, read_shards, shard_file, write_shards
 from viscover.search import Snapshot
 
@@ -69,6 +69,9 @@ def test_bad_shard_requests_are_clear_errors(indexed_home: Path, tmp_path: Path)
             write_shards(read_shards(tmp_path / "two"), tmp_path / "again", 2)
     with pytest.raises(NotIndexedError, match="viscover shard"):
         read_shards(tmp_path / "nothing")
+    approximate = VectorIndex.create("BHNSW8", "hamming", single.bits)
+    with pytest.raises(BadArgumentError, match="only exact BFlat indexes are sharded, not 'BHNSW8'"):
+        write_shards(VisualIndex(single.model, single.binarizer, approximate), tmp_path / "hnsw", 2)
     ivf = VectorIndex.create("BIVF64", "hamming", 256)
     with pytest.raises(BadArgumentError, match=r"cannot learn from 10 vectors.*BFlat"):
         ivf.add(np.arange(10), np.zeros((10, 32), np.uint8))

@@ -1,32 +1,33 @@
 """Search served from Ray actors (issue 15): each actor holds some shards of an index written by `viscover shard`
-(memory-mapped FAISS files), a query's codes go to every actor at once, and the answers are merged by (distance,
+(FAISS files), a query's codes go to every actor at once, and the answers are merged by (distance,
 key), as `ShardedIndex` merges them in one process. `RayShardedIndex` has the same interface as a `VectorIndex`
 of codes, so a `VisualIndex` over it serves every search route unchanged.
 
-Each actor pins FAISS, ONNX Runtime and PyTorch to its CPU share (oversubscribed OpenMP threads were measured
-14-29x slower on shared cores), and the actors together ask for less than the cluster's CPUs, so other tasks
-(a dataset's readers, ray-project/ray#44687) still get scheduled.
+Each actor searches with one FAISS/OpenMP thread (oversubscribed threads were measured 14-29x slower on shared
+cores) and reserves only a token share of a CPU, so shard servers of several index generations never take the
+CPUs other tasks need (a dataset's readers: ray-project/ray#44687).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
+import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import ray
 
-from viscover.errors import BadArgumentError, ShardUnavailableError
+from viscover.errors import BadArgumentError, BadSettingError, ShardUnavailableError
 from viscover.index.shards import MANIFEST, merge_nearest, read_shards, write_shards
 from viscover.index.store import Generation
 from viscover.index.visual_index import VisualIndex
 from viscover.threads import limit_threads
 
-SHARE_OF_CPUS = 0.5  # of the cluster's CPUs, the most the shard servers ask for together
+SERVER_CPUS = 0.05  # the logical CPU share a shard server reserves: it computes on one thread
 SEARCH_TIMEOUT_S = 10.0  # a shard server slower than this counts as down
 RESTARTS = -1  # a shard server that dies is started again, as often as it takes (it reloads its shards)
 
@@ -39,20 +40,28 @@ def connect(address: str | None = None) -> None:
     in `RAY_AUTH_TOKEN` or `~/.ray/auth_token`, as Ray itself reads them."""
     if ray.is_initialized():
         return
-    if address is None:
-        os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    else:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    try:
+        if address is None:
+            os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except Exception as exc:  # Ray raises ConnectionError, AuthenticationError, RuntimeError, ...
+        where = "a local Ray" if address is None else f"the Ray cluster at {address!r}"
+        raise BadSettingError(
+            f"cluster: cannot start or join {where} ({type(exc).__name__}: {exc}); check the address and the "
+            "cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        ) from None
 
 
 @ray.remote(max_restarts=RESTARTS)
 class ShardServer:
     """Some shards of an index, searched together on one actor."""
 
-    def __init__(self, directory: str, shards: list[int], threads: int) -> None:
-        limit_threads(threads)
-        self.index = read_shards(Path(directory), only=shards).codes
+    def __init__(self, directory: str, shards: list[int], count: int) -> None:
+        limit_threads(1)
+        # a restarted server reads the files again: they must still be the split it was started for
+        self.index = read_shards(Path(directory), only=shards, count=count).codes
 
     def search(self, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         limit_threads(1)  # in whichever worker thread runs the call
@@ -93,48 +102,49 @@ class RayShardedIndex:
 
 
 def serve_shards(directory: Path, servers: int | None = None, resources: Sequence[str] | None = None) -> VisualIndex:
-    """The sharded index under `directory`, its shards spread over `servers` actors (default: one per shard,
-    at most one per CPU share) on the connected Ray cluster; the binarizer stays in this process. With
+    """The sharded index under `directory`, its shards spread over `servers` actors (default: one per shard)
+    on the connected Ray cluster, each loaded before this returns; the binarizer stays in this process. With
     `resources`, server n asks for a little of the custom resource `resources[n]` (a node's label: pins it there)."""
     local = read_shards(directory, only=[])  # checks the manifest; the binarizer, no shard
     manifest = json.loads((directory / MANIFEST).read_text())
     count = manifest["shards"]
-    budget = SHARE_OF_CPUS * ray.cluster_resources().get("CPU", 1)
-    servers = servers or max(1, min(count, math.floor(budget / 0.25)))
+    servers = servers or count
     if not 1 <= servers <= count:
         raise BadArgumentError(f"servers must be from 1 to the {count} shards, got {servers}")
     if resources is not None and len(resources) != servers:
         raise BadArgumentError(f"give one resource per server: {servers} servers, {len(resources)} resources")
-    share = budget / servers  # each server's CPU share: together half the cluster's CPUs
     handles = [
-        ShardServer.options(num_cpus=share, resources={resources[n]: 0.01} if resources else None).remote(
-            str(directory), list(range(n, count, servers)), max(1, int(share))
+        ShardServer.options(num_cpus=SERVER_CPUS, resources={resources[n]: 0.01} if resources else None).remote(
+            str(directory), list(range(n, count, servers)), count
         )
         for n in range(servers)
     ]
+    ray.get([handle.node.remote() for handle in handles])  # every shard loaded before any search is sent
     codes = RayShardedIndex(local.codes.spec, local.codes.dim, handles, manifest["pins"])
     return VisualIndex(local.model, local.binarizer, codes, local.fitted_on)
 
 
 class ClusterPlacement:
     """A `Searcher`'s placement for a cluster: each newly published index is split into shards (once, under
-    HOME/index/shards/KIND-GENERATION) and served by Ray actors; the actors of a generation two back are let
-    go, as the index store keeps the files of the previous generation for readers still on it."""
+    HOME/index/shards/KIND-GENERATION) and served by Ray actors. The actors and shard files of a generation
+    two back are let go, as the index store keeps the files of the previous generation for readers on it."""
 
     def __init__(self, directory: Path, shards: int, address: str | None) -> None:
         connect(None if address == "local" else address)
         self.directory, self.shards = directory, shards
-        self._served: dict[str, list[RayShardedIndex]] = {}
+        self._served: dict[str, list[tuple[Path, RayShardedIndex]]] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, generation: Generation, kind: str, index: VisualIndex) -> VisualIndex:
         folder = self.directory / f"{kind}-{generation.number}"
         if not (folder / MANIFEST).is_file():
             write_shards(index, folder, min(self.shards, max(1, len(index.codes))))
         served = serve_shards(folder)
-        kept = [*self._served.get(kind, []), served.codes][-2:]
-        for old in self._served.get(kind, []):
-            if old not in kept:
+        with self._lock:
+            before = self._served.get(kind, [])
+            self._served[kind] = [*before, (folder, served.codes)][-2:]
+            for old_folder, old in before[:-1]:
                 for server in old.servers:
                     ray.kill(server)
-        self._served[kind] = kept
+                shutil.rmtree(old_folder, ignore_errors=True)
         return served

@@ -1,13 +1,16 @@
 """A binary index split into shards for serving beyond one machine (issue 15): each pin goes to shard
 `key % S` (its catalog key: stable across processes and runs, unlike Python's salted `hash()`), each shard is a
-native FAISS binary index file written by FAISS's own writer and memory-mapped when read, and the binarizer
-lies beside them. `ShardedIndex` searches every shard and merges by (distance, key), so it answers as the single
-index does and can stand wherever a `VectorIndex` of codes does.
+native FAISS binary index file written and read by FAISS's own functions, and the binarizer lies beside them.
+`ShardedIndex` searches every shard and merges by (distance, key), so it answers as the single index does and
+can stand wherever a `VectorIndex` of codes does. Only exact (`BFlat`) indexes are sharded: an approximate one
+would learn its lists or graph again per shard and answer differently.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +23,6 @@ from viscover.errors import BadArgumentError, NotIndexedError
 from viscover.features.binarize import Binarizer
 from viscover.index.vector_index import VectorIndex
 from viscover.index.visual_index import VisualIndex
-from viscover.storage import atomic_path
 
 MANIFEST = "shards.json"
 BINARIZER = "binarizer.npz"
@@ -83,10 +85,8 @@ def merge_nearest(
 
 
 def stored_codes(codes: VectorIndex) -> np.ndarray:
-    """The packed codes a binary index holds, in the order of its `ids()`."""
+    """The packed codes an exact binary index holds, in the order of its `ids()`."""
     inner = faiss.downcast_IndexBinary(codes.faiss_index.index)
-    if isinstance(inner, faiss.IndexBinaryIVF):
-        inner.make_direct_map()  # IVF lists keep no position → code map until asked
     return inner.reconstruct_n(0, len(codes)) if len(codes) else np.zeros((0, codes.dim // 8), np.uint8)
 
 
@@ -95,9 +95,17 @@ def write_shards(index: VisualIndex, directory: Path, shards: int) -> Path:
     binarizer and a manifest beside them; the manifest is written last, so a directory with one is whole."""
     if isinstance(index.codes, ShardedIndex):
         raise BadArgumentError("the index is sharded already")
+    if index.codes.spec != "BFlat":
+        raise BadArgumentError(
+            f"only exact BFlat indexes are sharded, not {index.codes.spec!r}: an approximate index would learn "
+            "again per shard and answer differently"
+        )
     if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 4096:
         raise BadArgumentError(f"shards must be a whole number from 1 to 4096, got {shards!r}")
-    directory.mkdir(parents=True, exist_ok=True)
+    # written whole into a fresh folder, then moved into place: a reader never sees a half-written split
+    building = directory.with_name(f".{directory.name}.{os.getpid()}.building")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
     keys, codes = index.codes.ids(), stored_codes(index.codes)
     home = shard_of(keys, shards)
 
@@ -105,12 +113,11 @@ def write_shards(index: VisualIndex, directory: Path, shards: int) -> Path:
         part = VectorIndex.create(index.codes.spec, "hamming", index.bits)
         mine = home == shard
         part.add(keys[mine], codes[mine])
-        with atomic_path(directory / shard_file(shard, shards)) as tmp:
-            faiss.write_index_binary(part.faiss_index, str(tmp))
+        faiss.write_index_binary(part.faiss_index, str(building / shard_file(shard, shards)))
 
     with ThreadPoolExecutor(min(shards, 4)) as pool:
         list(pool.map(write, range(shards)))
-    with atomic_path(directory / BINARIZER) as tmp, tmp.open("wb") as handle:
+    with (building / BINARIZER).open("wb") as handle:
         np.savez(handle, **index.binarizer.to_arrays())
     manifest = {
         "version": FORMAT_VERSION,
@@ -121,31 +128,34 @@ def write_shards(index: VisualIndex, directory: Path, shards: int) -> Path:
         "shards": shards,
         "pins": len(keys),
     }
-    with atomic_path(directory / MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1))
+    (building / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    if directory.exists():
+        shutil.rmtree(directory)
+    building.rename(directory)
     return directory
 
 
-def read_shards(directory: Path, only: Sequence[int] | None = None) -> VisualIndex:
-    """The sharded index under `directory` (only the shards `only`, when given: what one server holds),
-    its shard files memory-mapped."""
+def read_shards(directory: Path, only: Sequence[int] | None = None, count: int | None = None) -> VisualIndex:
+    """The sharded index under `directory` (only the shards `only`, when given: what one server holds; split
+    into `count` shards, when the caller expects a split)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except FileNotFoundError:
         raise NotIndexedError(f"no sharded index in {directory}: run `viscover shard` first") from None
     if manifest.get("version") != FORMAT_VERSION:
         raise NotIndexedError(f"{directory / MANIFEST} is format {manifest.get('version')!r}; run `viscover shard`")
+    if count is not None and manifest["shards"] != count:
+        raise BadArgumentError(f"{directory} now holds {manifest['shards']} shards, not the {count} expected")
     count = manifest["shards"]
     wanted = range(count) if only is None else only
     if any(not 0 <= shard < count for shard in wanted):
         raise BadArgumentError(f"shards {list(wanted)} are not all among the {count} of {directory}")
-    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
     parts = [
         VectorIndex(
             manifest["spec"],
             "hamming",
             manifest["bits"],
-            faiss.read_index_binary(str(directory / shard_file(shard, count)), flags),
+            faiss.read_index_binary(str(directory / shard_file(shard, count))),
         )
         for shard in wanted
     ]
