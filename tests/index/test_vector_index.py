@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,29 @@ def test_visual_index_saves_atomically_and_reloads(tmp_path: Path, data) -> None
     assert np.array_equal(loaded.codes.ids(), keys)
     query = loaded.binarizer.transform(vectors[:2])
     assert np.array_equal(loaded.codes.search(query, 3)[1], codes.search(binarizer.transform(vectors[:2]), 3)[1])
+
+
+def test_search_breadth_of_approximate_indexes_is_a_setting(indexed_home: Path, tmp_path: Path) -> None:
+    import faiss
+
+    from tests.conftest import caltech_image
+    from viscover import BytesQuery, Engine, Searcher
+
+    home = tmp_path / "home"
+    shutil.copytree(indexed_home, home)
+    with Engine.open(home, index="BIVF4") as engine:  # 30 pins in 4 inverted lists
+        assert engine.index(progress=False).rebuilt
+    query = BytesQuery(caltech_image("Leopards", 25).read_bytes())
+    with Searcher.open(indexed_home) as exact:
+        everything = [h.pin_id for h in exact.search(query, 30)]
+    found = {}
+    for nprobe in (1, 4):
+        with Searcher.open(home, index="BIVF4", index_nprobe=nprobe) as searcher:
+            inner = faiss.downcast_IndexBinary(searcher.snapshot().visual.codes.faiss_index.index)
+            assert inner.nprobe == nprobe
+            found[nprobe] = [h.pin_id for h in searcher.search(query, 30)]
+    assert found[4] == everything  # every list visited: exact
+    assert len(found[1]) < len(everything)  # one list: only the pins in the query's nearest list
+    hnsw = VectorIndex.create("BHNSW8", "hamming", 64)
+    hnsw.tune(nprobe=3, ef_search=40)
+    assert faiss.downcast_IndexBinary(hnsw.faiss_index.index).hnsw.efSearch == 40

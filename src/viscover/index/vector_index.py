@@ -73,6 +73,17 @@ class VectorIndex:
                 ) from None
         self.faiss_index.add_with_ids(vectors, np.asarray(keys, dtype=np.int64))
 
+    def tune(self, nprobe: int, ef_search: int) -> None:
+        """Set the search breadth of an approximate index: the inverted lists an IVF index visits per query, the
+        candidates an HNSW index keeps while searching (more of either finds more, slower); exact ones ignore it."""
+        inner = faiss.downcast_IndexBinary(self.faiss_index.index) if self.binary else None
+        if inner is None:
+            inner = faiss.downcast_index(self.faiss_index.index)
+        if hasattr(inner, "nprobe"):
+            inner.nprobe = nprobe
+        if hasattr(inner, "hnsw"):
+            inner.hnsw.efSearch = ef_search
+
     def remove(self, keys: np.ndarray) -> bool:
         """Remove keys; False when this index type cannot delete (the caller rebuilds instead)."""
         try:

@@ -109,13 +109,11 @@ class Searcher:
             if index is not None
         }
         generation, indexes = self._store.load(kept)
-        if self._place is not None:
-            indexes = {
-                kind: index
-                if any(index is reused for reused in kept.values())
-                else self._place(generation, kind, index)
-                for kind, index in indexes.items()
-            }
+        for kind, index in list(indexes.items()):
+            if not any(index is reused for reused in kept.values()):  # newly read: tune it, then place it
+                index.codes.tune(self.settings.index_nprobe, self.settings.index_ef_search)
+                if self._place is not None:
+                    indexes[kind] = self._place(generation, kind, index)
         return Snapshot(generation, indexes.get("visual"), indexes.get("objects"))
 
     # -- search -----------------------------------------------------------------------------------------
