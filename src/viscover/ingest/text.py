@@ -9,6 +9,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from viscover.errors import BadArgumentError
+
 MAX_NGRAM = 3
 
 
@@ -33,6 +35,15 @@ def as_term(text: str | None) -> str | None:
     shoes"), or None when they make no term (only stop words, or more than three words)."""
     found = words(text or "")
     return " ".join(found) if 0 < len(found) <= MAX_NGRAM else None
+
+
+def user_term(text: str) -> str:
+    """A term a user clicked or typed (to narrow or steer results), written as annotations write it; words that
+    make no term are an error naming them."""
+    term = as_term(text)
+    if term is None:
+        raise BadArgumentError(f"term: {text!r} is no annotation: give one to three words, not only stop words")
+    return term
 
 
 def words(text: str) -> list[str]:

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from viscover.errors import BadArgumentError
-from viscover.ingest.text import as_term
+from viscover.ingest.text import user_term
 from viscover.lens.blend import Candidate, Placed, SourceResults, SourceShare, blend
 from viscover.lens.colours import Colour, plain_background, salient_colours
 from viscover.search import (
@@ -84,11 +83,7 @@ class Lens:
         """Understand a photo (or a catalog pin, itself left out of its feed) and blend `k` results, steered to
         pins carrying `term` (written as annotations write terms) when one is given."""
         check_k(k, self.settings.max_depth)
-        if term is not None:
-            steer = as_term(term)
-            if steer is None:
-                raise BadArgumentError(f"term: {term!r} is no annotation: give one to three words, not only stop words")
-            term = steer
+        term = None if term is None else user_term(term)
         stages = Stages()
         depth = min(max(k, self.settings.lens_depth), max(1, self.settings.max_depth - 1))  # sources read one more
         understanding, sources = self.sources(query, depth, term, stages)

@@ -19,7 +19,7 @@ from viscover.box import Box
 from viscover.detect import dominant_object
 from viscover.errors import BadArgumentError, ViscoverError
 from viscover.ingest import Pin, decode_image
-from viscover.ingest.text import as_term
+from viscover.ingest.text import user_term
 from viscover.lens import LensResult
 from viscover.search import BytesQuery, Dot, PinQuery, SearchHit
 from viscover.search import Query as SearchQuery
@@ -82,9 +82,7 @@ def narrowing_term(term: str | None, after: Cursor | None) -> str | None:
     if not term:
         return after.term if after else None
     with blame("term"):
-        normal = as_term(term)
-        if normal is None:
-            raise BadArgumentError(f"term: {term!r} is no annotation: give one to three words, not only stop words")
+        normal = user_term(term)
         if after is not None and normal != after.term:
             raise BadArgumentError(
                 f"term: the cursor continues results narrowed to {after.term!r}; search again to narrow to {normal!r}"
