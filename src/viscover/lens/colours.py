@@ -76,11 +76,11 @@ def name_of(lab: np.ndarray) -> str:
     return list(PALETTE)[int(np.argmin(_delta(_palette_lab(), lab)))]
 
 
-def foreground(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """(Lab pixels, sRGB pixels) of the image without its background. The background is the region of the
-    border's colour that touches the border, when most of the border has one colour: a white shirt on white
-    stays, because its outline parts it from the backdrop. Every pixel is kept otherwise, and when the
-    background would take them all."""
+def foreground(image: Image.Image) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(Lab pixels, sRGB pixels) of the image without its background, and whether it has one (a plain
+    backdrop). The background is the region of the border's colour that touches the border, when most of the
+    border has one colour: a white shirt on white stays, because its outline parts it from the backdrop. Every
+    pixel is kept otherwise, and when the background would take them all."""
     from scipy import ndimage
 
     rgb = _pixels(image)
@@ -90,7 +90,7 @@ def foreground(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     touching = np.setdiff1d(np.unique(regions[border & near]), [0])
     backdrop = np.isin(regions, touching)
     keep = ~backdrop if plain and (~backdrop).any() else np.ones_like(near)
-    return lab[keep], rgb[keep]
+    return lab[keep], rgb[keep], plain
 
 
 def plain_background(image: Image.Image) -> bool:
@@ -127,13 +127,22 @@ def _pixels(image: Image.Image) -> np.ndarray:
 def salient_colours(image: Image.Image, remove_background: bool = True, seed: int = 0) -> list[Colour]:
     """The image's colours with at least MIN_SHARE of its (foreground) pixels, most salient first; clusters
     given the same word are merged."""
+    if remove_background:
+        return colours_and_backdrop(image, seed)[0]
+    rgb = _pixels(image).reshape(-1, 3)
+    return _named_clusters(_lab(rgb), rgb, seed)
+
+
+def colours_and_backdrop(image: Image.Image, seed: int = 0) -> tuple[list[Colour], bool]:
+    """`salient_colours` with the background removed, and whether the photo has a plain backdrop (a product
+    shot), from one pass over its pixels."""
+    lab, rgb, plain = foreground(image)
+    return _named_clusters(lab, rgb, seed), plain
+
+
+def _named_clusters(lab: np.ndarray, rgb: np.ndarray, seed: int) -> list[Colour]:
     from sklearn.cluster import KMeans
 
-    if remove_background:
-        lab, rgb = foreground(image)
-    else:
-        rgb = _pixels(image).reshape(-1, 3)
-        lab = _lab(rgb)
     clusters = min(CLUSTERS, len(np.unique(rgb, axis=0)))
     kmeans = KMeans(clusters, n_init=3, random_state=seed).fit(lab)
     named: dict[str, list[int]] = {}

@@ -18,7 +18,7 @@ from PIL import Image
 
 from viscover.ingest.text import user_term
 from viscover.lens.blend import Candidate, Placed, SourceResults, SourceShare, blend
-from viscover.lens.colours import Colour, plain_background, salient_colours
+from viscover.lens.colours import Colour, colours_and_backdrop
 from viscover.search import (
     Annotation,
     Dot,
@@ -112,11 +112,11 @@ class Lens:
         with stages.timed("detect + dot filter"):
             objects = self.insight.dots(query, image)
         with stages.timed("colours"):
-            colours = salient_colours(image)
+            colours, product_shot = colours_and_backdrop(image)
         with stages.timed("text search"):
             text_source = self._text(annotations, term, own, depth)
         with stages.timed("object search"):
-            object_source = self._objects(image, objects, term, own, depth, snapshot)
+            object_source = self._objects(image, product_shot, objects, term, own, depth, snapshot)
         understanding = Understanding(image.width, image.height, annotations, objects, colours, category, share)
         return understanding, [visual_source, text_source, object_source]
 
@@ -168,7 +168,14 @@ class Lens:
         return SourceResults("text", True, reason, precision_at(settings.lens_text_precision, confidence), candidates)
 
     def _objects(
-        self, image: Image.Image, objects: list[Dot], term: str | None, own: int | None, depth: int, snapshot: Snapshot
+        self,
+        image: Image.Image,
+        product_shot: bool,
+        objects: list[Dot],
+        term: str | None,
+        own: int | None,
+        depth: int,
+        snapshot: Snapshot,
     ) -> SourceResults:
         """Scenes holding objects like the detected ones that passed the dot filter, or like the photo itself
         when it is a product shot (a plain backdrop: the paper's Figure 14 query), all searched in one batch; a
@@ -179,7 +186,7 @@ class Lens:
         passed = sorted((dot for dot in objects if dot.shown), key=lambda dot: -dot.score)
         asked = [(f"the {dot.label}", dot.box.padded(settings.object_context, *image.size)) for dot in passed]
         asked = asked[: settings.lens_objects]
-        if plain_background(image):
+        if product_shot:
             asked.insert(0, ("this product", None))
         if not asked:
             return SourceResults("object", False, "no detected object passed the dot filter, and it is no product shot")
