@@ -15,11 +15,11 @@ from typer.core import TyperGroup
 
 from viscover.box import Box
 from viscover.config import Settings
-from viscover.errors import BadArgumentError, UnknownPinError, ViscoverError
+from viscover.errors import BadArgumentError, BadSettingError, UnknownPinError, ViscoverError
 from viscover.features import METHODS, list_backbones
 from viscover.index import METRICS
 from viscover.ingest import read_bytes
-from viscover.search import BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit
+from viscover.search import BatchRunner, BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -78,6 +78,20 @@ def ingest_command(
         typer.echo(f"ingest: {report.summary()}; catalog has {len(engine.catalog)} pins")
 
 
+RAY_HELP = "run the models on Ray Data: `local` (a Ray started here) or a Ray cluster's address (viscover[cluster])"
+
+
+def _ray_runner(address: str | None, settings: Settings) -> BatchRunner | None:
+    """The Ray runner `--ray` asks for (None: run in this process)."""
+    if address is None:
+        return None
+    try:
+        from viscover.distributed import RayRunner
+    except ImportError:
+        raise BadSettingError("--ray needs Ray: pip install 'viscover[cluster]'") from None
+    return RayRunner(settings, None if address == "local" else address)
+
+
 @app.command("index")
 def index_command(
     backbone: Annotated[str | None, typer.Option(help="backbone name (see `viscover backbones`)")] = None,
@@ -87,6 +101,7 @@ def index_command(
     index_spec: Annotated[str | None, typer.Option("--index", help="FAISS binary index: BFlat, BIVF1024…")] = None,
     runtime: Annotated[str | None, typer.Option(help="auto, onnx or torch")] = None,
     batch_size: Annotated[int | None, typer.Option(help="images per model call")] = None,
+    on_ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP, metavar="local|ADDRESS")] = None,
 ) -> None:
     """Extract features for pins not yet indexed, binarize them and update the search index."""
     options = dict(
@@ -99,7 +114,7 @@ def index_command(
         batch_size=batch_size,
     )
     with _engine(**options) as engine:
-        report = engine.index(progress=_progress())
+        report = engine.index(progress=_progress(), runner=_ray_runner(on_ray, engine.settings))
         _echo_failures(report.failures)
         speed = f" at {report.images_per_second:.1f} img/s ({report.runtime})" if report.extracted else ""
         typer.echo(
@@ -452,6 +467,7 @@ def objects_command(
     windows: Annotated[
         bool | None, typer.Option("--windows/--no-windows", help="also index 83 sliding windows per pin")
     ] = None,
+    on_ray: Annotated[str | None, typer.Option("--ray", help=RAY_HELP, metavar="local|ADDRESS")] = None,
 ) -> None:
     """Detect objects in every pin not yet done, store them, and index their crops for object search."""
     from viscover.search import index_objects
@@ -465,7 +481,7 @@ def objects_command(
         object_windows=windows,
     )
     with _engine(**options) as engine:
-        report = index_objects(engine, progress=_progress())
+        report = index_objects(engine, progress=_progress(), runner=_ray_runner(on_ray, engine.settings))
     _echo_failures(report.failures)
     speed = f" in {report.seconds:.1f} s" if report.pins else ""
     remarked = " (dominance rule changed: marked again)" if report.remarked else ""

@@ -4,7 +4,7 @@ PyTorch is imported only by `viscover.features.network` (building a backbone) an
 """
 
 from viscover.features.binarize import METHODS, Binarizer, hamming_distances
-from viscover.features.embed import EmbeddedBatch, Embedder, embed_locations
+from viscover.features.embed import EmbeddedBatch, Embedder, embed_locations, load_pixels
 from viscover.features.registry import (
     BACKBONES,
     BackboneSpec,
@@ -29,6 +29,7 @@ __all__ = [
     "embed_locations",
     "hamming_distances",
     "list_backbones",
+    "load_pixels",
     "model_key",
     "parse_model_key",
 ]

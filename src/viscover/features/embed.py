@@ -150,6 +150,13 @@ def _export(net: FeatureNet, path: Path) -> None:
             raise RuntimeError(f"ONNX output differs from PyTorch by {error:.2e} (relative)")
 
 
+def load_pixels(location: str, preprocess: Preprocess, settings: Settings) -> np.ndarray:
+    """The network's input for the image at `location` (read, decoded at reduced size, preprocessed); a bad
+    image raises BadImageError."""
+    data = read_bytes(location, settings.fetch_timeout_s)
+    return preprocess(decode_for_model(data, location, preprocess.resize, settings.max_image_pixels))
+
+
 @dataclass
 class EmbeddedBatch:
     """One batch of extraction output: the keys that worked, their vectors, and those that failed."""
@@ -169,9 +176,7 @@ def embed_locations(
     size = settings.batch_size
 
     def load(location: str) -> np.ndarray:
-        data = read_bytes(location, settings.fetch_timeout_s)
-        image = decode_for_model(data, location, embedder.preprocess.resize, settings.max_image_pixels)
-        return embedder.preprocess(image)
+        return load_pixels(location, embedder.preprocess, settings)
 
     with (
         ThreadPoolExecutor(settings.decode_workers) as pool,

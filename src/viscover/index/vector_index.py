@@ -57,20 +57,26 @@ class VectorIndex:
         """The keys this index holds."""
         return faiss.vector_to_array(self.faiss_index.id_map)
 
+    def train(self, vectors: np.ndarray) -> None:
+        """Learn what an approximate index needs (an IVF index's lists) from `vectors`, once; exact ones need
+        nothing."""
+        if self.faiss_index.is_trained or not len(vectors):
+            return
+        try:
+            self.faiss_index.train(np.ascontiguousarray(vectors, dtype=np.uint8 if self.binary else np.float32))
+        except RuntimeError as exc:
+            reason = str(exc).rsplit("Error: ", 1)[-1].strip()  # FAISS's message, without its source location
+            raise BadArgumentError(
+                f"index {self.spec!r} cannot learn from {len(vectors)} vectors ({reason}): use fewer lists "
+                "or BFlat for a catalog (or a shard) this small"
+            ) from None
+
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors (packed codes if binary), training the index first if it needs it."""
+        """Add vectors (packed codes if binary), training the index on them first if it is not trained."""
         if not len(keys):
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.uint8 if self.binary else np.float32)
-        if not self.faiss_index.is_trained:
-            try:
-                self.faiss_index.train(vectors)
-            except RuntimeError as exc:
-                reason = str(exc).rsplit("Error: ", 1)[-1].strip()  # FAISS's message, without its source location
-                raise BadArgumentError(
-                    f"index {self.spec!r} cannot learn from {len(vectors)} vectors ({reason}): use fewer lists "
-                    "or BFlat for a catalog (or a shard) this small"
-                ) from None
+        self.train(vectors)
         self.faiss_index.add_with_ids(vectors, np.asarray(keys, dtype=np.int64))
 
     def tune(self, nprobe: int, ef_search: int) -> None:

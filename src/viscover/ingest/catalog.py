@@ -342,13 +342,20 @@ class CatalogView:
         rows = self._db.execute("SELECT id FROM objects WHERE run = ? ORDER BY id", (run,)).fetchall()
         return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
 
-    def object_vectors(self, run: str) -> tuple[np.ndarray, np.ndarray]:
-        """(object ids, float32 matrix) of every object of a run."""
-        rows = self._db.execute("SELECT id, vector FROM objects WHERE run = ? ORDER BY id", (run,)).fetchall()
+    def object_vectors(self, run: str, ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(object ids, float32 matrix) of the objects of a run with the given ids (default: all), in id order."""
+        if ids is None:
+            queries = [("SELECT id, vector FROM objects WHERE run = ? ORDER BY id", [run])]
+        else:
+            queries = [
+                (f"SELECT id, vector FROM objects WHERE run = ? AND id IN ({_marks(c)}) ORDER BY id", [run, *c])
+                for c in _chunks(sorted({int(i) for i in ids}))
+            ]
+        rows = [row for query, args in queries for row in self._db.execute(query, args)]
         if not rows:
             return np.zeros(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        return ids, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
+        found = np.array([r[0] for r in rows], dtype=np.int64)
+        return found, np.stack([np.frombuffer(r[1], dtype="<f4") for r in rows])
 
     def dominant_object(self, run: str, key: int) -> tuple[StoredObject, np.ndarray] | None:
         """A pin's dominant object under a run, with its vector, if it has one."""

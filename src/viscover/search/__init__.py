@@ -3,16 +3,18 @@ writer) and the write path's facade (`Engine`), with the object index behind "sc
 object", and what results say beyond themselves (`Insight`: annotations, object dots)."""
 
 from viscover.search.annotations import Annotation
-from viscover.search.engine import Engine, IndexReport
+from viscover.search.engine import BatchRunner, Engine, IndexReport
 from viscover.search.insight import Dot, DotThresholds, Insight, write_thresholds
-from viscover.search.objects import ObjectsReport, index_objects, object_run
+from viscover.search.objects import DetectedPin, ObjectsReport, detect_pin, index_objects, object_run
 from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
 from viscover.search.results import SearchHit, relative_scores, similarity
 from viscover.search.searcher import Searcher, Snapshot, check_k
 
 __all__ = [
     "Annotation",
+    "BatchRunner",
     "BytesQuery",
+    "DetectedPin",
     "Dot",
     "DotThresholds",
     "Engine",
@@ -26,6 +28,7 @@ __all__ = [
     "Searcher",
     "Snapshot",
     "check_k",
+    "detect_pin",
     "index_objects",
     "object_run",
     "relative_scores",

@@ -7,16 +7,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from viscover.config import Settings
 from viscover.errors import NotEnoughDataError, PinConflictError
-from viscover.features import Binarizer, Embedder, backbone_spec, embed_locations, model_key
+from viscover.features import Binarizer, EmbeddedBatch, Embedder, backbone_spec, embed_locations, model_key
 from viscover.home import prepare_home
 from viscover.index import IndexStore, VectorIndex, VisualIndex
 from viscover.ingest import Catalog, IngestReport, Pin, decode_image, ingest
@@ -28,7 +29,25 @@ from viscover.search.searcher import Searcher
 from viscover.storage import atomic_path, write_lock
 from viscover.threads import limit_threads
 
+if TYPE_CHECKING:
+    from viscover.search.objects import DetectedPin
+
 log = logging.getLogger(__name__)
+
+
+class BatchRunner(Protocol):
+    """Where a batch job runs its models: in this process when none is given, or on a Ray cluster
+    (`viscover.distributed.RayRunner`). The engine commits what a runner yields, as the home's one writer."""
+
+    runtime: str
+
+    def embed(self, model: str, pins: Sequence[Pin], progress: bool) -> Iterator[EmbeddedBatch]:
+        """Features of feature space `model` for `pins`, batch by batch, with the pins that failed."""
+        ...
+
+    def detect(self, run: str, pins: Sequence[Pin], progress: bool) -> Iterator[DetectedPin]:
+        """The objects of object run `run` in each of `pins`, pin by pin."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -139,10 +158,11 @@ class Engine:
         with self.writing():
             return self.catalog.build_dictionary(min_df)
 
-    def index(self, progress: bool = True) -> IndexReport:
-        """Extract features of pins that lack them, then publish the binary index brought up to date."""
+    def index(self, progress: bool = True, runner: BatchRunner | None = None) -> IndexReport:
+        """Extract features of pins that lack them (on `runner`, if given), then publish the binary index
+        brought up to date."""
         with self.writing():
-            report = self.extract(self.settings.backbone, self.settings.layer, progress)
+            report = self.extract(self.settings.backbone, self.settings.layer, progress, runner)
             visual, status = self._updated_visual_index(report.model, self.published_indexes().get("visual"))
             if status != "unchanged":
                 self.store.publish(visual=visual)
@@ -190,18 +210,25 @@ class Engine:
                 return AddedPin(pin, change, indexed=False)
             return AddedPin(pin, change, indexed=True)
 
-    def extract(self, backbone: str, layer: str, progress: bool = True) -> IndexReport:
-        """Store `backbone/layer` features for every pin that lacks them (batch by batch: resumable)."""
+    def extract(
+        self, backbone: str, layer: str, progress: bool = True, runner: BatchRunner | None = None
+    ) -> IndexReport:
+        """Store `backbone/layer` features for every pin that lacks them, computed here or on `runner`
+        (batch by batch: resumable)."""
         with self.writing():
             backbone_spec(backbone, self.settings)  # an unknown name is an error even with nothing to extract
             report = IndexReport(model=model_key(backbone, layer, self.settings))
             todo = self.catalog.pins_without_features(report.model)
             if todo:
-                embedder = self.embedder(report.model)
-                report.runtime = embedder.runtime
                 start = time.perf_counter()
-                items = [(pin.key, pin.location) for pin in todo]
-                for batch in embed_locations(embedder, items, self.settings, progress):
+                if runner is None:
+                    embedder = self.embedder(report.model)
+                    items = [(pin.key, pin.location) for pin in todo]
+                    batches = embed_locations(embedder, items, self.settings, progress)
+                    report.runtime = embedder.runtime
+                else:
+                    batches, report.runtime = runner.embed(report.model, todo, progress), runner.runtime
+                for batch in batches:
                     if batch.keys:
                         self.catalog.put_features(report.model, batch.keys, batch.vectors)
                     report.extracted += len(batch.keys)
@@ -228,12 +255,9 @@ class Engine:
             indexed = visual.codes.ids()
             gone, new = np.setdiff1d(indexed, keys), np.setdiff1d(keys, indexed)
             if len(gone) == 0 or visual.codes.remove(gone):
-                if len(new):
-                    new_keys, new_vectors = self.catalog.features(model, new.tolist())
-                    visual.codes.add(new_keys, visual.binarizer.transform(new_vectors))
+                add_coded(visual.codes, visual.binarizer, new, self.vector_reader("visual", model))
                 return visual, "updated" if len(gone) or len(new) else "unchanged"
-        keys, vectors = self.catalog.features(model)
-        return coded_index(model, keys, vectors, settings), "rebuilt"
+        return coded_index(model, keys, self.vector_reader("visual", model), settings), "rebuilt"
 
     def delete(self, pin_ids: Sequence[str]) -> int:
         """Remove pins from the catalog and from the published indexes as they were built (whatever the
@@ -262,26 +286,42 @@ class Engine:
             log.warning("the published index files cannot be read (%s); they will be rebuilt", exc)
             return {}
 
+    def vector_reader(self, kind: str, model: str) -> VectorReader:
+        """Reads stored vectors by id: pins' features of feature space `model` ("visual"), or the objects of
+        object run `model` ("objects")."""
+        if kind == "visual":
+            return lambda ids: self.catalog.features(model, ids)
+        return lambda ids: self.catalog.object_vectors(model, ids)
+
     def _recoded(self, index: VisualIndex, kind: str) -> VisualIndex:
         """The index rebuilt from the catalog with its own binarizer (for index types that cannot delete)."""
-        if kind == "visual":
-            keys, vectors = self.catalog.features(index.model)
-        else:
-            keys, vectors = self.catalog.object_vectors(index.model)
+        ids = self.catalog.feature_keys(index.model) if kind == "visual" else self.catalog.object_ids(index.model)
         codes = VectorIndex.create(index.codes.spec, "hamming", index.bits)
-        if len(keys):
-            codes.add(keys, index.binarizer.transform(vectors))
+        add_coded(codes, index.binarizer, ids, self.vector_reader(kind, index.model))
         return VisualIndex(index.model, index.binarizer, codes, index.fitted_on)
 
 
-def coded_index(model: str, keys: np.ndarray, vectors: np.ndarray, settings: Settings) -> VisualIndex:
-    """A new binary index of `vectors`: the settings' binarizer learnt from a seeded sample of at most
-    `binarizer_sample` of them (ITQ's fit time grows fast with the sample), then every vector coded."""
-    sample = vectors
-    if len(vectors) > settings.binarizer_sample:
-        rows = np.random.default_rng(0).choice(len(vectors), settings.binarizer_sample, replace=False)
-        sample = vectors[np.sort(rows)]
-    binarizer = Binarizer(settings.binarizer, settings.code_bits).fit(sample)
+VectorReader = Callable[[Sequence[int]], tuple[np.ndarray, np.ndarray]]  # ids → (ids found, their vectors)
+CODING_CHUNK = 16_384  # vectors read and coded at a time: an index build never holds every float of a catalog
+
+
+def coded_index(model: str, ids: np.ndarray, read: VectorReader, settings: Settings) -> VisualIndex:
+    """A new binary index of the stored vectors `ids`: the settings' binarizer learnt from a seeded sample of at
+    most `binarizer_sample` of them (ITQ's fit time grows fast with the sample; an IVF index learns its lists
+    from the same sample), then every vector read and coded chunk by chunk."""
+    sample = ids
+    if len(ids) > settings.binarizer_sample:
+        sample = ids[np.sort(np.random.default_rng(0).choice(len(ids), settings.binarizer_sample, replace=False))]
+    _, sample_vectors = read(sample)
+    binarizer = Binarizer(settings.binarizer, settings.code_bits).fit(sample_vectors)
     codes = VectorIndex.create(settings.index, "hamming", binarizer.code_bits_)
-    codes.add(keys, binarizer.transform(vectors))
-    return VisualIndex(model, binarizer, codes, len(vectors))
+    codes.train(binarizer.transform(sample_vectors))
+    add_coded(codes, binarizer, ids, read)
+    return VisualIndex(model, binarizer, codes, len(ids))
+
+
+def add_coded(codes: VectorIndex, binarizer: Binarizer, ids: np.ndarray, read: VectorReader) -> None:
+    """Add the codes of the stored vectors `ids` to `codes`, `CODING_CHUNK` at a time."""
+    for start in range(0, len(ids), CODING_CHUNK):
+        found, vectors = read(ids[start : start + CODING_CHUNK].tolist())
+        codes.add(found, binarizer.transform(vectors))

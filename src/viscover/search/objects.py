@@ -17,11 +17,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from viscover.config import Settings
-from viscover.detect import REGION, create_detector, dominant_object, windows
+from viscover.detect import REGION, Detector, create_detector, dominant_object, windows
 from viscover.errors import BadImageError
+from viscover.features import Embedder
 from viscover.index import VisualIndex
 from viscover.ingest import ObjectRun, Pin, StoredObject, decode_crops, decode_image, read_bytes
-from viscover.search.engine import Engine, coded_index
+from viscover.search.engine import BatchRunner, Engine, coded_index
 
 
 @dataclass
@@ -44,44 +45,57 @@ def object_run(settings: Settings, model: str) -> str:
     )
 
 
-def index_objects(engine: Engine, progress: bool = True, only: Collection[int] | None = None) -> ObjectsReport:
-    """Detect and embed objects of pins not yet done by this run (resumable pin by pin; `only` these pin keys,
-    if given), mark dominant objects by the settings' rule, then publish the object index rebuilt from every
-    stored object of the run."""
+@dataclass
+class DetectedPin:
+    """One pin's objects as detected (not yet stored: `id` -1) with their crops' vectors, or why it failed."""
+
+    key: int
+    objects: list[StoredObject] = field(default_factory=list)
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.float32))
+    windows: int = 0
+    failure: str | None = None
+
+
+def detect_pin(
+    detector: Detector, embedder: Embedder, settings: Settings, key: int, location: str, data: bytes, image: Image.Image
+) -> DetectedPin:
+    """The objects of one decoded pin: the detector's boxes (the dominant one marked by the settings' rule)
+    and, with `object_windows`, the sliding windows; each padded crop embedded. In this process or on Ray."""
+    found = detector.detect(image, settings.min_score)
+    dominant = dominant_object(found, *image.size, settings.dominant_area, settings.dominant_score)
+    regions = windows(*image.size) if settings.object_windows else []  # a window never dominates
+    found += regions
+    objects = [StoredObject(-1, key, d.box, d.label, d.score, d is dominant) for d in found]
+    # each crop decoded as a query for that box would be, so searching it finds this object at 0
+    boxes = [d.box.padded(settings.object_context, *image.size) for d in found]
+    crops = decode_crops(data, location, embedder.preprocess.resize, settings.max_image_pixels, boxes)
+    vectors = embedder.embed(crops) if crops else np.zeros((0, 1), dtype=np.float32)
+    return DetectedPin(key, objects, vectors, len(regions))
+
+
+def index_objects(
+    engine: Engine, progress: bool = True, only: Collection[int] | None = None, runner: BatchRunner | None = None
+) -> ObjectsReport:
+    """Detect and embed objects of pins not yet done by this run, here or on `runner` (resumable pin by pin;
+    `only` these pin keys, if given), mark dominant objects by the settings' rule, then publish the object
+    index rebuilt from every stored object of the run."""
     with engine.writing():
         settings, model = engine.settings, engine.feature_key
         run, rule = object_run(settings, model), (settings.dominant_area, settings.dominant_score)
         report = ObjectsReport()
         todo = [pin for pin in engine.catalog.pins_without_objects(run) if only is None or pin.key in only]
         if todo:
-            detector = create_detector(settings.detector, settings, settings.threads)
-            embedder = engine.embedder(model)
             start = time.perf_counter()
-            for pin, decoded in tqdm(
-                _decoded_ahead(todo, settings),
-                total=len(todo),
-                desc=f"objects ({settings.detector})",
-                unit="pin",
-                disable=not progress,
-            ):
-                if isinstance(decoded, BadImageError):
-                    report.failures.append((pin.location, str(decoded)))
+            locations = {pin.key: pin.location for pin in todo}
+            detected = _detect_here(engine, todo, progress) if runner is None else runner.detect(run, todo, progress)
+            for pin in detected:
+                if pin.failure is not None:
+                    report.failures.append((locations[pin.key], pin.failure))
                     continue
-                data, image = decoded
-                found = detector.detect(image, settings.min_score)
-                dominant = dominant_object(found, *image.size, *rule)  # among the detector's boxes only
-                if settings.object_windows:
-                    regions = windows(*image.size)
-                    found += regions
-                    report.windows += len(regions)
-                objects = [StoredObject(-1, pin.key, d.box, d.label, d.score, d is dominant) for d in found]
-                # each crop decoded as a query for that box would be, so searching it finds this object at 0
-                boxes = [d.box.padded(settings.object_context, *image.size) for d in found]
-                crops = decode_crops(data, pin.location, embedder.preprocess.resize, settings.max_image_pixels, boxes)
-                vectors = embedder.embed(crops) if crops else np.zeros((0, 1), dtype=np.float32)
-                engine.catalog.put_objects(run, pin.key, objects, vectors)
+                engine.catalog.put_objects(run, pin.key, pin.objects, pin.vectors)
                 report.pins += 1
-                report.objects += len(objects)
+                report.objects += len(pin.objects)
+                report.windows += pin.windows
             report.seconds = time.perf_counter() - start
         previous_rule = engine.catalog.dominance_rule(run)
         if previous_rule != rule:
@@ -97,6 +111,24 @@ def index_objects(engine: Engine, progress: bool = True, only: Collection[int] |
             visual = rebuilt
         report.indexed = len(visual.codes) if visual else 0
         return report
+
+
+def _detect_here(engine: Engine, pins: list[Pin], progress: bool) -> Iterator[DetectedPin]:
+    """`detect_pin` over `pins` in this process, decoding a few pins ahead of the detector."""
+    settings = engine.settings
+    detector = create_detector(settings.detector, settings, settings.threads)
+    embedder = engine.embedder(engine.feature_key)
+    for pin, decoded in tqdm(
+        _decoded_ahead(pins, settings),
+        total=len(pins),
+        desc=f"objects ({settings.detector})",
+        unit="pin",
+        disable=not progress,
+    ):
+        if isinstance(decoded, BadImageError):
+            yield DetectedPin(pin.key, failure=str(decoded))
+        else:
+            yield detect_pin(detector, embedder, settings, pin.key, pin.location, *decoded)
 
 
 def _mark_dominant(engine: Engine, run: str, rule: tuple[float, float]) -> None:
@@ -138,5 +170,5 @@ def _decoded_ahead(
 
 
 def _object_index(engine: Engine, run: str) -> VisualIndex | None:
-    ids, vectors = engine.catalog.object_vectors(run)
-    return coded_index(run, ids, vectors, engine.settings) if len(ids) else None
+    ids = engine.catalog.object_ids(run)
+    return coded_index(run, ids, engine.vector_reader("objects", run), engine.settings) if len(ids) else None

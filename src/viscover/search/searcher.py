@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from viscover.detect import Detector, create_detector
 from viscover.errors import BadArgumentError, NotIndexedError, UnknownNameError
 from viscover.features import Embedder
 from viscover.home import prepare_home
-from viscover.index import METRICS, Generation, IndexStore, VectorIndex, VisualIndex
+from viscover.index import METRICS, Generation, IndexStore, RawVectors, VisualIndex
 from viscover.ingest import CatalogReader, ObjectRun, Pin, StoredObject
 from viscover.ingest.images import decode_for_model
 from viscover.search.queries import BytesQuery, ImageQuery, PinQuery, Query
@@ -168,7 +169,7 @@ class Searcher:
         if metric == "hamming":
             index, encode = visual.codes, visual.binarizer.transform
         else:
-            index = self._raw_index(visual.model, metric, snapshot.generation.number)
+            index = self._raw_index(visual.model, metric, snapshot.generation)
             encode = functools.partial(unit_vectors, metric=metric)
 
         def search(vectors: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -300,19 +301,35 @@ class Searcher:
             ("detector", name), lambda: create_detector(name, self.settings, self.settings.search_threads)
         )
 
-    def _raw_index(self, model: str, metric: str, generation: int) -> VectorIndex:
-        """Exact L2/L1 search over the stored raw features of `model`, built once per generation (the
-        previous generation's is dropped when the new one is ready)."""
+    def _raw_index(self, model: str, metric: str, generation: Generation) -> RawVectors:
+        """Exact L2/L1 search over the stored features of `model`, as of `generation`: a file of unit vectors
+        under HOME/index/raw, written once (by whichever process needs it first) and memory-mapped by every
+        process, so none holds the catalog's floats. Older generations' files are removed when a new one is ready."""
+        folder = self.settings.index_dir / "raw"
+        prefix = f"{re.sub(r'[^A-Za-z0-9_.-]', '-', model)}-{metric}-"
+        path = folder / f"{prefix}{generation.number}-{int(generation.published_at * 1e6)}.npy"
 
-        def build() -> VectorIndex:
-            keys, vectors = self.catalog.features(model)
-            index = VectorIndex.create("Flat", metric, vectors.shape[1])
-            index.add(keys, unit_vectors(vectors, metric))
-            return index
+        def build() -> RawVectors:
+            try:
+                return RawVectors.open(path, metric)
+            except FileNotFoundError:
+                pass
+            with self.catalog.snapshot():
+                ids = self.catalog.feature_keys(model)
 
-        key = ("raw", model, metric, generation)
+                def read(chunk: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+                    keys, vectors = self.catalog.features(model, chunk)
+                    return keys, unit_vectors(vectors, metric)
+
+                raw = RawVectors.build(path, ids, read, metric)
+            for stale in folder.glob(f"{prefix}*.npy"):
+                if stale.name not in (path.name, path.name.replace(".npy", ".keys.npy")):
+                    stale.unlink(missing_ok=True)  # a process still searching it keeps its mapping
+            return raw
+
+        key = ("raw", model, metric, generation.number)
         index = self._once(key, build)
-        for stale in [k for k in list(self._built) if k[0] == "raw" and k[1:3] == key[1:3] and k[3] < generation]:
+        for stale in [k for k in list(self._built) if k[0] == "raw" and k[1:3] == key[1:3] and k[3] < key[3]]:
             self._built.pop(stale, None)
             self._build_locks.pop(stale, None)
         return index

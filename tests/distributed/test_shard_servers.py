@@ -5,11 +5,8 @@ on it unchanged."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,26 +21,11 @@ from tests.conftest import caltech_image  # noqa: E402
 from tests.serve.conftest import start  # noqa: E402
 from tests.serve.test_api import upload  # noqa: E402
 from viscover import BytesQuery, Searcher  # noqa: E402
-from viscover.distributed import RayShardedIndex, connect, serve_shards  # noqa: E402
+from viscover.distributed import RayShardedIndex, serve_shards  # noqa: E402
 from viscover.errors import BadArgumentError, ShardUnavailableError  # noqa: E402
 from viscover.flashlight import Flashlight  # noqa: E402
 from viscover.index.shards import write_shards  # noqa: E402
 from viscover.search import Snapshot  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    """Two nodes of one CPU each, labelled by a custom resource so a shard server can be pinned to each."""
-    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))  # this run's own: nothing under ~/.ray
-    nodes = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"node-a": 1}, "include_dashboard": False}
-    )
-    nodes.add_node(num_cpus=1, resources={"node-b": 1})
-    nodes.wait_for_nodes()
-    connect(nodes.address)
-    yield nodes
-    ray.shutdown()
-    nodes.shutdown()
 
 
 def queries(searcher: Searcher, model: str, count: int = 100) -> np.ndarray:

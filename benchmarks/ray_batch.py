@@ -1,0 +1,82 @@
+"""Batch throughput of `viscover index --ray` and `viscover objects --ray` on a local Ray against the
+in-process jobs, on the same real images in the same run.
+
+The in-process job runs before and after the Ray job (each into its own fresh home), and the Ray job is
+compared with their mean, so a machine that warms up or slows down during the run favours neither. Every home
+ingests the same images first (not timed); the files are read once beforehand, so all runs find them in the
+page cache. Times are the jobs' own (`IndexReport.seconds`, `ObjectsReport.seconds`): from the first image to
+the last commit, model loading included; connecting to Ray is not (once per process, as `serve` does).
+
+    python benchmarks/ray_batch.py --images 1000 --object-pins 24 --out docs/results/cluster.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from viscover import Engine
+from viscover.distributed import RayRunner, connect
+from viscover.search import index_objects
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def manifest(count: int, folder: Path) -> Path:
+    """A manifest of the first `count` Caltech-101 images, by sorted path."""
+    images = sorted((SHARED / "datasets" / "caltech101").glob("*/*.jpg"))[:count]
+    for image in images:
+        image.read_bytes()  # into the page cache
+    path = folder / "images.jsonl"
+    path.write_text(
+        "".join(json.dumps({"image": str(image), "id": f"img{n}"}) + "\n" for n, image in enumerate(images))
+    )
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--object-pins", type=int, default=24)
+    parser.add_argument("--out", type=Path, help="append the table to this Markdown file")
+    args = parser.parse_args()
+    os.environ.setdefault("VISCOVER_MODELS_DIR", str(SHARED / "models"))
+    work = Path(tempfile.mkdtemp(prefix="viscover-ray-batch-"))
+    images = manifest(args.images, work)
+    connect(None)
+    results: dict[str, list[float]] = {}
+    shape = None
+    for n, where in enumerate(("here", "ray", "here")):
+        with Engine.open(work / f"home-{n}") as engine:
+            engine.ingest(images, progress=False)
+            runner = RayRunner(engine.settings) if where == "ray" else None
+            shape = runner.shape if runner else shape
+            report = engine.index(progress=False, runner=runner)
+            few = {pin.key for pin in list(engine.catalog)[: args.object_pins]}
+            objects = index_objects(engine, progress=False, only=few, runner=runner)
+        results.setdefault(where, []).append(report.images_per_second)
+        results.setdefault(f"{where} objects", []).append(objects.pins / objects.seconds)
+        print(f"{where}: {report.images_per_second:.1f} img/s, objects {objects.pins / objects.seconds:.2f} pins/s")
+    cores = len(os.sched_getaffinity(0))
+    lines = [
+        f"\n{args.images} Caltech-101 images ({args.object_pins} of them for objects), {cores} cores; Ray's model "
+        f"pool: {shape.actors} actor(s) of {shape.cpus:g} CPUs and {shape.threads} ONNX Runtime threads\n",
+        "| job | in process (before, after) | on Ray | Ray / in process |",
+        "|---|---:|---:|---:|",
+    ]
+    for job, unit, key in (("index: CNN features", "img/s", ""), ("objects: detector + crops", "pins/s", " objects")):
+        here, ray = results[f"here{key}"], results[f"ray{key}"][0]
+        mean = sum(here) / len(here)
+        lines.append(f"| {job} | {here[0]:.2f}, {here[1]:.2f} {unit} | {ray:.2f} {unit} | {ray / mean:.2f} |")
+    lines.append(f"\nPer core, in process: {sum(results['here']) / 2 / cores:.1f} img/s of CNN features.")
+    print("\n".join(lines))
+    if args.out:
+        with args.out.open("a") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

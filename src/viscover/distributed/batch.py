@@ -1,0 +1,336 @@
+"""Batch jobs on Ray Data (issue 15): `viscover index --ray` and `viscover objects --ray`.
+
+Reading and decoding run as Ray tasks. The model runs in a pool of actors. Each actor holds one ONNX Runtime
+session (and, for objects, one detector) on as many threads as the CPUs it reserves. The pool stays below the
+cluster's CPUs, so the reading tasks always have a CPU: a pool that takes every CPU hangs the dataset
+(ray-project/ray#44687).
+
+What the actors produce lands as Parquet under HOME/batch/, partitioned by shard (`key % cluster_shards`, as
+`viscover shard` splits), one file per batch written whole. This process, the home's one writer, commits each
+batch to the catalog as it arrives. A rerun commits what landed before a stop without computing it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import ray
+from PIL import Image
+from tqdm import tqdm
+
+from viscover.box import Box
+from viscover.config import Settings
+from viscover.detect import create_detector
+from viscover.distributed.shard_servers import connect
+from viscover.errors import BadImageError, BadSettingError
+from viscover.features import EmbeddedBatch, Embedder, Preprocess, load_pixels
+from viscover.ingest import ObjectRun, Pin, StoredObject, decode_image, read_bytes
+from viscover.search import DetectedPin, detect_pin
+from viscover.storage import atomic_path
+
+READ_CPUS = 0.5  # the CPU share kept free beside the model actors for reading and decoding tasks
+PINS_PER_DETECTION_BLOCK = 4  # a pin takes a detector actor about a second (86 crops embedded with windows)
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """The model actors of a batch job: how many, the CPUs each reserves, and the threads each runs."""
+
+    actors: int
+    cpus: float
+    threads: int
+
+
+def pool_shape(total_cpus: float, largest_node_cpus: float, threads: int) -> PoolShape:
+    """Actors that each reserve up to `threads` CPUs (no more than one node has), together leaving READ_CPUS
+    for the reading tasks; each runs on its reserved CPUs rounded up."""
+    free = total_cpus - READ_CPUS
+    if free < 0.5 or largest_node_cpus <= 0:
+        raise BadSettingError(f"a Ray batch job needs at least 1 CPU in the cluster; it has {total_cpus:g}")
+    cpus = min(float(threads), largest_node_cpus, free)
+    return PoolShape(max(1, int(free // cpus)), cpus, max(1, math.ceil(cpus)))
+
+
+def cluster_pool(threads: int) -> PoolShape:
+    """`pool_shape` for the connected Ray cluster."""
+    nodes = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]
+    return pool_shape(sum(nodes), max(nodes, default=0.0), threads)
+
+
+class Landing:
+    """The Parquet files of one batch job, `shard=S/part-ID.parquet`; every row has the pin's `key` and the
+    `sha256` of the image it was computed from, so a pin whose image changed is computed again."""
+
+    def __init__(self, folder: Path, shards: int) -> None:
+        self.folder, self.shards = folder, shards
+
+    def parts(self) -> list[Path]:
+        return sorted(self.folder.glob("shard=*/part-*.parquet"))
+
+    def landed(self) -> dict[int, str]:
+        """The image digest of every pin that landed, by key."""
+        found: dict[int, str] = {}
+        for path in self.parts():
+            table = pq.read_table(path, columns=["key", "sha256"])
+            found.update(zip(table["key"].to_pylist(), table["sha256"].to_pylist(), strict=True))
+        return found
+
+    def write(self, table: pa.Table) -> None:
+        """Land one batch: its rows by shard, each file written whole under a fresh name."""
+        shard = np.asarray(table["key"]) % self.shards
+        for s in np.unique(shard):
+            with atomic_path(self.folder / f"shard={s}" / f"part-{uuid.uuid4().hex}.parquet") as tmp:
+                pq.write_table(table.filter(pa.array(shard == s)), tmp)
+
+    def read(self, pins: Sequence[Pin]) -> Iterator[pa.Table]:
+        """The landed rows of `pins` computed from their current images, part by part."""
+        wanted = pa.array([f"{pin.key}:{pin.sha256}" for pin in pins])
+        for path in self.parts():
+            table = pq.read_table(path)
+            ids = pc.binary_join_element_wise(
+                table["key"].cast(pa.string()), table["sha256"], ":"
+            )  # one column to match both
+            picked = table.filter(pc.is_in(ids, value_set=wanted))
+            if picked.num_rows:
+                yield picked
+
+
+class RayRunner:
+    """A `BatchRunner` on a Ray cluster: `Engine.index(runner=...)` and `index_objects(runner=...)`."""
+
+    runtime = "onnx on ray"
+
+    def __init__(self, settings: Settings, address: str | None = None) -> None:
+        connect(address)
+        self.settings = settings
+        self.shape = cluster_pool(settings.threads)
+
+    def embed(self, model: str, pins: Sequence[Pin], progress: bool) -> Iterator[EmbeddedBatch]:
+        """Features of `pins`: landed ones first, then the rest through read tasks and embedding actors."""
+        settings = self.settings
+        landing = self._landing("features", model)
+        landed = landing.landed()
+        ready = [pin for pin in pins if landed.get(pin.key) == pin.sha256]
+        with tqdm(total=len(pins), unit="img", desc=f"extract {model} on Ray", disable=not progress) as bar:
+            for table in landing.read(ready):
+                bar.update(table.num_rows)
+                yield EmbeddedBatch(table["key"].to_pylist(), _matrix(table["vector"]))
+            rest = [pin for pin in pins if landed.get(pin.key) != pin.sha256]
+            if not rest:
+                return
+            embedder = Embedder.load(model, settings, 1)  # exports the model once, before the actors read it
+            if embedder.runtime != "onnx":
+                raise BadSettingError(f"index --ray runs ONNX Runtime, but {model} has no ONNX export (runtime)")
+            dataset = _pins_dataset(rest, settings.batch_size).map_batches(
+                _read_pixels,
+                fn_kwargs={"preprocess": embedder.preprocess, "settings": settings},
+                batch_size=settings.batch_size,
+                num_cpus=READ_CPUS,
+            )
+            dataset = dataset.map_batches(
+                _EmbedActor,
+                fn_constructor_kwargs={"model": model, "settings": settings, "threads": self.shape.threads},
+                compute=ray.data.ActorPoolStrategy(size=self.shape.actors),
+                num_cpus=self.shape.cpus,
+                batch_size=settings.batch_size,
+            )
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                ok = batch["error"] == ""
+                keys, vectors = batch["key"][ok], np.asarray(batch["vector"][ok], dtype=np.float32)
+                if ok.any():
+                    landing.write(pa.table({"key": keys, "sha256": batch["sha256"][ok], "vector": _column(vectors)}))
+                bar.update(len(ok))
+                failures = list(zip(batch["location"][~ok].tolist(), batch["error"][~ok].tolist(), strict=True))
+                yield EmbeddedBatch(keys.tolist(), vectors, failures)
+
+    def detect(self, run: str, pins: Sequence[Pin], progress: bool) -> Iterator[DetectedPin]:
+        """Objects of `pins`: landed ones first, then the rest through read tasks and detector actors."""
+        settings = self.settings
+        landing = self._landing("objects", run)
+        landed = landing.landed()
+        ready = [pin for pin in pins if landed.get(pin.key) == pin.sha256]
+        with tqdm(
+            total=len(pins), unit="pin", desc=f"objects ({settings.detector}) on Ray", disable=not progress
+        ) as bar:
+            for table in landing.read(ready):
+                bar.update(table.num_rows)
+                yield from _detected_pins(table)
+            rest = [pin for pin in pins if landed.get(pin.key) != pin.sha256]
+            if not rest:
+                return
+            Embedder.load(ObjectRun.parse(run).model, settings, 1)  # exported once, before the actors read it
+            dataset = _pins_dataset(rest, PINS_PER_DETECTION_BLOCK).map_batches(
+                _read_images, fn_kwargs={"settings": settings}, batch_size=1, num_cpus=READ_CPUS
+            )
+            dataset = dataset.map_batches(
+                _DetectActor,
+                fn_constructor_kwargs={"run": run, "settings": settings, "threads": self.shape.threads},
+                compute=ray.data.ActorPoolStrategy(size=self.shape.actors),
+                num_cpus=self.shape.cpus,
+                batch_size=1,
+            )
+            for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+                ok = pc.equal(batch["error"], "")
+                done = batch.filter(ok).drop_columns(["error", "location"])
+                if done.num_rows:
+                    landing.write(done)
+                bar.update(batch.num_rows)
+                yield from _detected_pins(done)
+                for row in batch.filter(pc.invert(ok)).select(["key", "error"]).to_pylist():
+                    yield DetectedPin(row["key"], failure=row["error"])
+
+    def _landing(self, kind: str, name: str) -> Landing:
+        folder = re.sub(r"[^A-Za-z0-9_.=-]", "-", name)
+        shards = self.settings.cluster_shards
+        return Landing(self.settings.home / "batch" / kind / folder / f"{shards}-shards", shards)
+
+
+def _pins_dataset(pins: Sequence[Pin], per_block: int) -> ray.data.Dataset:
+    """`pins` as a dataset of blocks of `per_block` rows: what lands and is committed at a time."""
+    # the job's own bar counts committed pins; Ray Data's bars and plan notes would only crowd it
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    rows = [{"key": pin.key, "sha256": pin.sha256, "location": pin.location} for pin in pins]
+    return ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_block))
+
+
+def _read_pixels(batch: dict[str, np.ndarray], preprocess: Preprocess, settings: Settings) -> dict[str, np.ndarray]:
+    """Read task: each image decoded and preprocessed for the network, or why it could not be."""
+    pixels = np.zeros((len(batch["key"]), 3, preprocess.crop, preprocess.crop), dtype=np.float32)
+    errors = []
+    for n, location in enumerate(batch["location"]):
+        try:
+            pixels[n] = load_pixels(str(location), preprocess, settings)
+            errors.append("")
+        except BadImageError as exc:
+            errors.append(str(exc))
+    return {**batch, "pixels": pixels, "error": np.array(errors, dtype=object)}
+
+
+class _EmbedActor:
+    """One ONNX Runtime session of a feature space, on its actor's CPU share."""
+
+    def __init__(self, model: str, settings: Settings, threads: int) -> None:
+        self.embedder = Embedder.load(model, settings, threads)
+        crop = self.embedder.preprocess.crop
+        self.dim = self.embedder.run(np.zeros((1, 3, crop, crop), dtype=np.float32)).shape[1]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        pixels, ok = batch.pop("pixels"), batch["error"] == ""
+        vectors = np.zeros((len(ok), self.dim), dtype=np.float32)
+        if ok.any():
+            vectors[ok] = self.embedder.run(pixels[ok])
+        return {**batch, "vector": vectors}
+
+
+def _read_images(batch: dict[str, np.ndarray], settings: Settings) -> dict[str, np.ndarray]:
+    """Read task: each image's bytes and its RGB pixels, or why it could not be decoded."""
+    data, pixels, errors = [], [], []
+    for location in batch["location"]:
+        try:
+            raw = read_bytes(str(location), settings.fetch_timeout_s)
+            pixels.append(np.asarray(decode_image(raw, str(location), settings.max_image_pixels).image))
+            data.append(raw)
+            errors.append("")
+        except BadImageError as exc:
+            data.append(b"")
+            pixels.append(np.zeros((1, 1, 3), dtype=np.uint8))
+            errors.append(str(exc))
+    return {**batch, "data": np.array(data, dtype=object), "pixels": _objects(pixels), "error": np.array(errors)}
+
+
+class _DetectActor:
+    """One detector and one embedder, on the actor's CPU share, running `detect_pin` pin by pin."""
+
+    def __init__(self, run: str, settings: Settings, threads: int) -> None:
+        self.settings = settings
+        self.detector = create_detector(settings.detector, settings, threads)
+        self.embedder = Embedder.load(ObjectRun.parse(run).model, settings, threads)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        rows = []
+        for key, sha256, location, data, pixels, error in zip(
+            batch["key"],
+            batch["sha256"],
+            batch["location"],
+            batch["data"],
+            batch["pixels"],
+            batch["error"],
+            strict=True,
+        ):
+            row = {"key": int(key), "sha256": str(sha256), "location": str(location), "error": str(error)}
+            if not error:
+                image = Image.fromarray(np.asarray(pixels, dtype=np.uint8))
+                found = detect_pin(self.detector, self.embedder, self.settings, int(key), str(location), data, image)
+                row.update(_object_columns(found))
+            else:
+                row.update(_object_columns(DetectedPin(int(key))))
+            rows.append(row)
+        return _objects_table(rows)
+
+
+def _object_columns(found: DetectedPin) -> dict[str, object]:
+    return {
+        "boxes": [list(o.box) for o in found.objects],
+        "labels": [o.label for o in found.objects],
+        "scores": [o.score for o in found.objects],
+        "dominant": [o.dominant for o in found.objects],
+        "vectors": found.vectors.tolist() if found.objects else [],
+        "windows": found.windows,
+    }
+
+
+def _objects_table(rows: list[dict[str, object]]) -> pa.Table:
+    schema = pa.schema(
+        [
+            ("key", pa.int64()),
+            ("sha256", pa.string()),
+            ("location", pa.string()),
+            ("error", pa.string()),
+            ("boxes", pa.list_(pa.list_(pa.float64(), 4))),
+            ("labels", pa.list_(pa.string())),
+            ("scores", pa.list_(pa.float64())),
+            ("dominant", pa.list_(pa.bool_())),
+            ("vectors", pa.list_(pa.list_(pa.float32()))),
+            ("windows", pa.int64()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _detected_pins(table: pa.Table) -> Iterable[DetectedPin]:
+    for row in table.to_pylist():
+        objects = [
+            StoredObject(-1, row["key"], Box(*box), label, score, dominant)
+            for box, label, score, dominant in zip(
+                row["boxes"], row["labels"], row["scores"], row["dominant"], strict=True
+            )
+        ]
+        vectors = np.asarray(row["vectors"], dtype=np.float32).reshape(len(objects), -1)
+        yield DetectedPin(row["key"], objects, vectors, row["windows"])
+
+
+def _column(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    array = column.combine_chunks()
+    return np.asarray(array.values, dtype=np.float32).reshape(len(array), array.type.list_size)
+
+
+def _objects(arrays: list[np.ndarray]) -> np.ndarray:
+    """A column of arrays of different shapes (numpy would otherwise try to stack them)."""
+    column = np.empty(len(arrays), dtype=object)
+    column[:] = arrays
+    return column
