@@ -205,8 +205,8 @@ def _pins_dataset(pins: Sequence[Pin], per_block: int) -> ray.data.Dataset:
 
 
 def _read_pixels(batch: dict[str, np.ndarray], preprocess: Preprocess, settings: Settings) -> dict[str, np.ndarray]:
-    """Read task: each image decoded and preprocessed for the network, or why it could not be."""
-    pixels = np.zeros((len(batch["key"]), 3, preprocess.crop, preprocess.crop), dtype=np.float32)
+    """Read task: each image decoded, resized and cropped for the network (uint8), or why it could not be."""
+    pixels = np.zeros((len(batch["key"]), preprocess.crop, preprocess.crop, 3), dtype=np.uint8)
     errors = []
     for n, location in enumerate(batch["location"]):
         try:
@@ -229,7 +229,7 @@ class _EmbedActor:
         pixels, ok = batch.pop("pixels"), batch["error"] == ""
         vectors = np.zeros((len(ok), self.dim), dtype=np.float32)
         if ok.any():
-            vectors[ok] = self.embedder.run(pixels[ok])
+            vectors[ok] = self.embedder.run(self.embedder.preprocess.normalize(pixels[ok]))
         return {**batch, "vector": vectors}
 
 

@@ -151,10 +151,10 @@ def _export(net: FeatureNet, path: Path) -> None:
 
 
 def load_pixels(location: str, preprocess: Preprocess, settings: Settings) -> np.ndarray:
-    """The network's input for the image at `location` (read, decoded at reduced size, preprocessed); a bad
-    image raises BadImageError."""
+    """The image at `location` read, decoded at reduced size, resized and cropped for the network (uint8 HWC:
+    `preprocess.normalize` makes the input); a bad image raises BadImageError."""
     data = read_bytes(location, settings.fetch_timeout_s)
-    return preprocess(decode_for_model(data, location, preprocess.resize, settings.max_image_pixels))
+    return preprocess.pixels(decode_for_model(data, location, preprocess.resize, settings.max_image_pixels))
 
 
 @dataclass
@@ -175,8 +175,8 @@ def embed_locations(
     """Embed (key, location) items batch by batch; decoding runs `decode_workers` threads ahead."""
     size = settings.batch_size
 
-    def load(location: str) -> np.ndarray:
-        return load_pixels(location, embedder.preprocess, settings)
+    def load(location: str) -> np.ndarray:  # normalised here too: the decoding threads do it beside the model
+        return embedder.preprocess.normalize(load_pixels(location, embedder.preprocess, settings)[None])[0]
 
     with (
         ThreadPoolExecutor(settings.decode_workers) as pool,

@@ -39,15 +39,22 @@ class Preprocess:
 
     def __call__(self, image: Image.Image) -> np.ndarray:
         """An RGB PIL image → float32 CHW array ready for the network."""
+        return self.normalize(self.pixels(image)[None])[0]
+
+    def pixels(self, image: Image.Image) -> np.ndarray:
+        """The resized, centre-cropped RGB pixels, uint8 HWC (a quarter of the floats' bytes, to send)."""
         width, height = image.size
         scale = self.resize / min(width, height)
         size = (max(self.crop, round(width * scale)), max(self.crop, round(height * scale)))
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         left, top = (size[0] - self.crop) // 2, (size[1] - self.crop) // 2
-        image = image.crop((left, top, left + self.crop, top + self.crop))
-        array = np.asarray(image, dtype=np.float32) / 255.0
+        return np.asarray(image.crop((left, top, left + self.crop, top + self.crop)))
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 NHWC pixels → the network's float32 NCHW input, scaled to [0, 1] and normalised per channel."""
+        array = np.asarray(pixels, dtype=np.float32) / 255.0
         array = (array - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(array.transpose(2, 0, 1))
+        return np.ascontiguousarray(array.transpose(0, 3, 1, 2))
 
 
 @dataclass(frozen=True)
