@@ -12,7 +12,8 @@ Codes, exactly:
    neighbours are copies of the real images nearest to it.
 
 Recall@10: the share of an index's top 10 that lie within the exact 10th distance (ties count as found).
-Speed: queries a second on one thread over the held-out queries, against exact search in the same run.
+Speed: queries a second on one thread over the held-out queries (the fastest of 3 passes), against exact
+search in the same run.
 
     python benchmarks/approximate_recall.py --home /tmp/bench100k --sizes 1000000 --out docs/results/cluster.md
     python benchmarks/approximate_recall.py --home /tmp/bench100k --sizes 10000000 --no-hnsw --out ...
@@ -64,14 +65,18 @@ def recall(found: np.ndarray, exact_distances: np.ndarray) -> float:
     return float((found <= exact_distances[:, K - 1 : K]).mean())
 
 
-def timed(index: VectorIndex, queries: np.ndarray) -> tuple[np.ndarray, float]:
-    """(distances, queries a second) of searching `queries` one at a time on one thread."""
+def timed(index: VectorIndex, queries: np.ndarray, passes: int = 3) -> tuple[np.ndarray, float]:
+    """(distances, queries a second) of searching `queries` one at a time on one thread, in the fastest of
+    `passes` passes (two shared cores make single passes vary by up to 2x)."""
     limit_threads(1)
     found = np.empty((len(queries), K), dtype=np.float32)
-    start = time.perf_counter()
-    for row, query in enumerate(queries):
-        found[row] = index.search(query[None], K)[0][0]
-    return found, len(queries) / (time.perf_counter() - start)
+    fastest = np.inf
+    for _ in range(passes):
+        start = time.perf_counter()
+        for row, query in enumerate(queries):
+            found[row] = index.search(query[None], K)[0][0]
+        fastest = min(fastest, time.perf_counter() - start)
+    return found, len(queries) / fastest
 
 
 def main() -> None:
@@ -90,12 +95,15 @@ def main() -> None:
     codes = real_codes(args.home, args.seed)
     order = np.random.default_rng(args.seed).permutation(len(codes))
     queries, base = codes[order[: args.queries]], codes[order[args.queries :]]
-    distances = np.unpackbits(queries[:, None] ^ base[None, :200], axis=2).sum(axis=2)
+    originals = VectorIndex.create("BFlat", "hamming", 256)
+    originals.add(np.arange(len(base)), base)
+    nearest = np.median(originals.search(queries, 1)[0])
     print(f"{len(codes)} real codes; {len(queries)} held out as queries; {len(base)} copied into the database")
-    print(f"median distance query to a real code: {np.median(distances):.0f} bits of 256")
+    print(f"median distance from a query to its nearest real code: {nearest:.0f} bits of 256")
     lines = [
         f"\n### {', '.join(f'{n:,}' for n in args.sizes)} codes: {len(base):,} real codes copied with bit flips "
-        f"(p = {args.flip}), {len(queries):,} held-out real queries, one thread\n",
+        f"(p = {args.flip}), {len(queries):,} held-out real queries (median distance to the nearest real code "
+        f"{nearest:.0f} bits), one thread\n",
         "| codes | index | breadth | recall@10 | queries/s | speed-up vs exact | build s |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]

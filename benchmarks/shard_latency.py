@@ -84,7 +84,12 @@ def main() -> None:
             for shards in args.shards:
                 write_shards(VisualIndex("random", binarizer, codes, size), folder / str(shards), shards)
                 served = serve_shards(folder / str(shards)).codes
-                rows.append((f"{shards} shard{'s' if shards > 1 else ''} on Ray", latencies(served.search, queries)))
+                rows.append(
+                    (
+                        f"{shards} shard{'s' if shards > 1 else ''} on Ray",
+                        latencies(lambda q, index=served: index.search(q, 10), queries),
+                    )
+                )
                 for server in served.servers:
                     ray.kill(server)
         finally:

@@ -1,5 +1,5 @@
-"""The `viscover` command line: ingest, index, search, flashlight, lens, terms, related, delete, info, detect,
-objects, shard, eval, serve."""
+"""The `viscover` command line: ingest, index, search, flashlight, lens, terms, related, delete, info, verify,
+backup, restore, detect, objects, shard, eval, serve."""
 
 from __future__ import annotations
 
@@ -325,6 +325,50 @@ def info_command() -> None:
                 f"object index: {len(objects.codes)} objects, {objects.bits}-bit "
                 f"{objects.binarizer.method}, from {objects.model}"
             )
+
+
+@app.command("verify")
+def verify_command(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Check the catalog and the published indexes against each other; exit 1 on any problem."""
+    from viscover.backup import verify
+
+    report = verify(_settings())
+    if as_json:
+        typer.echo(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+    else:
+        indexed = ", ".join(f"{n} in the {kind} index" for kind, n in report.indexed.items()) or "no index"
+        typer.echo(f"verify: {report.pins} pins; generation {report.generation}: {indexed}")
+        for problem in report.damage:
+            typer.echo(f"damage: {problem}", err=True)
+        for problem in report.pending:
+            typer.echo(f"pending: {problem}", err=True)
+        typer.echo("verify: ok" if report.ok else "verify: problems found")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("backup")
+def backup_command(destination: Annotated[Path, typer.Argument(help="a new folder for the copy")]) -> None:
+    """Copy the home (catalog, the published index generation, uploads, trained models) while it serves."""
+    from viscover.backup import backup
+
+    report = backup(_settings(), destination)
+    typer.echo(
+        f"backup: {report.pins} pins, index generation {report.generation}, {report.files} files in "
+        f"{report.destination}"
+    )
+
+
+@app.command("restore")
+def restore_command(
+    source: Annotated[Path, typer.Argument(help="a folder written by `viscover backup`")],
+    replace: Annotated[bool, typer.Option("--replace", help="overwrite a home that has a catalog")] = False,
+) -> None:
+    """Put a backup in place of the home's catalog, indexes and files (stop its servers first)."""
+    from viscover.backup import restore
+
+    report = restore(source, _settings(), replace)
+    typer.echo(f"restore: {report.pins} pins, index generation {report.generation} from {source}")
 
 
 @app.command("backbones")

@@ -32,12 +32,16 @@ class Settings(BaseSettings):
     code_bits: int | None = Field(256, description="bits per binary code; None keeps one bit per feature dimension")
     index: str = Field("BFlat", description="FAISS binary index factory string (BFlat, BIVF1024, BHNSW32)")
     index_nprobe: int = Field(
-        1,
+        16,
         ge=1,
-        description="inverted lists an IVF index (BIVF…) visits per query (FAISS's default: 1; more finds more)",
+        description="inverted lists an IVF index (BIVF…) visits per query: 16 found 99% of exact search's top 10 "
+        "at 1M real codes, 25x faster (docs/results/cluster.md)",
     )
     index_ef_search: int = Field(
-        16, ge=1, description="candidates an HNSW index (BHNSW…) keeps while searching (FAISS's default: 16)"
+        128,
+        ge=1,
+        description="candidates an HNSW index (BHNSW…) keeps while searching: 128 found 96.5% of exact search's "
+        "top 10 at 1M real codes, 6.7x faster (docs/results/cluster.md)",
     )
     runtime: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="inference runtime: ONNX Runtime with a PyTorch fallback, or one of them"

@@ -19,8 +19,9 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from viscover import Engine  # noqa: E402
 from viscover.distributed import PoolShape, RayRunner, pool_shape  # noqa: E402
+from viscover.distributed.batch import _detected_pins, _object_columns, _objects_table  # noqa: E402
 from viscover.errors import BadSettingError  # noqa: E402
-from viscover.search import index_objects, object_run  # noqa: E402
+from viscover.search import DetectedPin, index_objects, object_run  # noqa: E402
 
 VISCOVER = Path(sys.executable).parent / "viscover"
 TOLERANCE = 1e-4  # largest |ray - in process| relative to the largest feature: ONNX Runtime's thread count only
@@ -32,12 +33,19 @@ def by_pin(engine: Engine, model: str) -> dict[str, np.ndarray]:
     return {pins[int(key)].pin_id: vector for key, vector in zip(keys, vectors, strict=True)}
 
 
-def test_the_model_pool_leaves_cpus_for_reading_and_fits_a_node() -> None:
-    assert pool_shape(2, 2, 2) == PoolShape(actors=1, cpus=1.5, threads=2)  # this machine, a local Ray
-    assert pool_shape(2, 1, 2) == PoolShape(actors=1, cpus=1.0, threads=1)  # the test cluster: 1 CPU a node
-    assert pool_shape(64, 16, 4) == PoolShape(actors=15, cpus=4.0, threads=4)
+def test_the_model_pool_leaves_cpus_for_reading_and_fits_the_nodes() -> None:
+    assert pool_shape([2], 2) == PoolShape(actors=1, cpus=1.5, threads=2)  # this machine, a local Ray
+    assert pool_shape([1, 1], 2) == PoolShape(actors=1, cpus=1.0, threads=1)  # the test cluster: 1 CPU a node
+    assert pool_shape([16] * 4, 4) == PoolShape(actors=15, cpus=4.0, threads=4)
+    assert pool_shape([3, 3, 3], 2) == PoolShape(actors=3, cpus=2.0, threads=2)  # one 2-CPU actor a node
     with pytest.raises(BadSettingError, match="at least 1 CPU"):
-        pool_shape(0.5, 0.5, 2)
+        pool_shape([0.5], 2)
+
+
+def test_landed_pins_with_no_objects_read_back_as_pins_with_none() -> None:
+    table = _objects_table([{**_object_columns(DetectedPin(7)), "key": 7, "sha256": "s", "location": "x", "error": ""}])
+    (found,) = _detected_pins(table)
+    assert found.key == 7 and found.objects == [] and found.vectors.shape == (0, 1) and found.failure is None
 
 
 def test_index_on_ray_gives_the_in_process_features_landed_by_shard(

@@ -11,7 +11,7 @@ import pytest
 
 import viscover.index.raw_vectors as raw_vectors
 import viscover.search.engine as engine_module
-from viscover import Engine
+from viscover import Engine, Searcher
 from viscover.index import RawVectors, VectorIndex
 from viscover.search import PinQuery
 from viscover.search.results import unit_vectors
@@ -31,14 +31,14 @@ def test_raw_vectors_search_as_a_flat_index_across_chunks(metric: str, tmp_path:
 
     monkeypatch.setattr(raw_vectors, "READ_CHUNK", 128)
     monkeypatch.setattr(raw_vectors, "SEARCH_CHUNK", 97)  # answers from six chunks merged
-    raw = RawVectors.build(tmp_path / "raw.npy", keys, read, metric)
+    raw = RawVectors.build(tmp_path / "raw", keys, read, metric)
     assert reads == [128, 128, 128, 116] and isinstance(raw.vectors, np.memmap)
     flat = VectorIndex.create("Flat", metric, 24)
     flat.add(keys, vectors)
     queries = unit_vectors(rng.normal(size=(20, 24)).astype(np.float32), metric)
     for k in (1, 10, 500, 900):
         want_d, want_k = flat.search(queries, k)
-        got_d, got_k = RawVectors.open(tmp_path / "raw.npy", metric).search(queries, k)
+        got_d, got_k = RawVectors.open(tmp_path / "raw", metric).search(queries, k)
         assert np.array_equal(got_k, want_k) and np.allclose(got_d, want_d, atol=1e-5)
 
 
@@ -46,10 +46,14 @@ def test_raw_search_maps_one_file_per_generation(engine: Engine) -> None:
     hits = engine.search(PinQuery(next(iter(engine.catalog)).pin_id), 5, "l2")
     assert hits[0].distance == pytest.approx(0, abs=1e-3)
     folder = engine.settings.index_dir / "raw"
-    assert len(list(folder.glob("*-l2-*.keys.npy"))) == 1
-    engine.delete([hits[-1].pin_id])  # a new generation: its own file, the old one removed
+    assert len(list(folder.glob("*-l2-*"))) == 1
+    engine.delete([hits[-1].pin_id])  # a new generation: its own folder, the old one removed
     assert hits[-1].pin_id not in [h.pin_id for h in engine.search(PinQuery(hits[0].pin_id), 30, "l2")]
-    assert len(list(folder.glob("*-l2-*.keys.npy"))) == 1
+    (only,) = folder.glob("*-l2-*")
+    (only / "keys.npy").write_bytes((only / "keys.npy").read_bytes()[:-8])  # damaged: one key short
+    with Searcher.open(engine.settings.home) as fresh:  # another process rebuilds it rather than fail
+        assert fresh.search(PinQuery(hits[0].pin_id), 3, "l2")[0].pin_id == hits[0].pin_id
+    assert len(list(folder.glob("*-l2-*"))) == 1
 
 
 @pytest.mark.parametrize("spec", ["BFlat", "BIVF2"])

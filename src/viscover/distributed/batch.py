@@ -12,11 +12,13 @@ batch to the catalog as it arrives. A rerun commits what landed before a stop wi
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
+import ray.data
 from PIL import Image
+from ray.data.exceptions import UserCodeException
 from tqdm import tqdm
 
 from viscover.box import Box
@@ -37,6 +41,8 @@ from viscover.features import EmbeddedBatch, Embedder, Preprocess, load_pixels
 from viscover.ingest import ObjectRun, Pin, StoredObject, decode_image, read_bytes
 from viscover.search import DetectedPin, detect_pin
 from viscover.storage import atomic_path
+
+log = logging.getLogger(__name__)
 
 READ_CPUS = 0.5  # the CPU share kept free beside the model actors for reading and decoding tasks
 PINS_PER_DETECTION_BLOCK = 4  # a pin takes a detector actor about a second (86 crops embedded with windows)
@@ -51,86 +57,98 @@ class PoolShape:
     threads: int
 
 
-def pool_shape(total_cpus: float, largest_node_cpus: float, threads: int) -> PoolShape:
-    """Actors that each reserve up to `threads` CPUs (no more than one node has), together leaving READ_CPUS
-    for the reading tasks; each runs on its reserved CPUs rounded up."""
-    free = total_cpus - READ_CPUS
-    if free < 0.5 or largest_node_cpus <= 0:
-        raise BadSettingError(f"a Ray batch job needs at least 1 CPU in the cluster; it has {total_cpus:g}")
-    cpus = min(float(threads), largest_node_cpus, free)
-    return PoolShape(max(1, int(free // cpus)), cpus, max(1, math.ceil(cpus)))
+def pool_shape(node_cpus: Sequence[float], threads: int) -> PoolShape:
+    """Actors that each reserve up to `threads` CPUs (no more than one node has), as many as fit on the nodes
+    while leaving READ_CPUS of the cluster to the reading tasks; each runs on its reserved CPUs rounded up."""
+    free = sum(node_cpus) - READ_CPUS
+    if free < 0.5:
+        raise BadSettingError(f"a Ray batch job needs at least 1 CPU in the cluster; it has {sum(node_cpus):g}")
+    cpus = min(float(threads), max(node_cpus), free)
+    fit = sum(int(n // cpus) for n in node_cpus)
+    return PoolShape(max(1, min(int(free // cpus), fit)), cpus, max(1, math.ceil(cpus)))
 
 
 def cluster_pool(threads: int) -> PoolShape:
     """`pool_shape` for the connected Ray cluster."""
-    nodes = [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]]
-    return pool_shape(sum(nodes), max(nodes, default=0.0), threads)
+    return pool_shape([node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]], threads)
 
 
 class Landing:
     """The Parquet files of one batch job, `shard=S/part-ID.parquet`; every row has the pin's `key` and the
-    `sha256` of the image it was computed from, so a pin whose image changed is computed again."""
+    `sha256` the catalog records for the image it was computed from, so a pin whose image changed is computed
+    again."""
 
     def __init__(self, folder: Path, shards: int) -> None:
         self.folder, self.shards = folder, shards
 
-    def parts(self) -> list[Path]:
-        return sorted(self.folder.glob("shard=*/part-*.parquet"))
-
-    def landed(self) -> dict[int, str]:
-        """The image digest of every pin that landed, by key."""
-        found: dict[int, str] = {}
-        for path in self.parts():
-            table = pq.read_table(path, columns=["key", "sha256"])
-            found.update(zip(table["key"].to_pylist(), table["sha256"].to_pylist(), strict=True))
+    def landed(self) -> dict[tuple[int, str], Path]:
+        """The part holding each (key, image digest) that landed; a part that cannot be read is skipped (its
+        pins are computed again)."""
+        found: dict[tuple[int, str], Path] = {}
+        for path in sorted(self.folder.glob("shard=*/part-*.parquet")):
+            try:
+                table = pq.read_table(path, columns=["key", "sha256"])
+            except (OSError, pa.ArrowException) as exc:
+                log.warning("skipping unreadable landed part %s (%s)", path, exc)
+                continue
+            pairs = zip(table["key"].to_pylist(), table["sha256"].to_pylist(), strict=True)
+            found.update((pair, path) for pair in pairs)
         return found
 
     def write(self, table: pa.Table) -> None:
-        """Land one batch: its rows by shard, each file written whole under a fresh name."""
+        """Land one batch: its rows by shard, each file written whole (and flushed) under a fresh name."""
         shard = np.asarray(table["key"]) % self.shards
         for s in np.unique(shard):
             with atomic_path(self.folder / f"shard={s}" / f"part-{uuid.uuid4().hex}.parquet") as tmp:
                 pq.write_table(table.filter(pa.array(shard == s)), tmp)
+                with tmp.open("rb") as handle:
+                    os.fsync(handle.fileno())
 
-    def read(self, pins: Sequence[Pin]) -> Iterator[pa.Table]:
-        """The landed rows of `pins` computed from their current images, part by part."""
-        wanted = pa.array([f"{pin.key}:{pin.sha256}" for pin in pins])
-        for path in self.parts():
-            table = pq.read_table(path)
-            ids = pc.binary_join_element_wise(
-                table["key"].cast(pa.string()), table["sha256"], ":"
-            )  # one column to match both
-            picked = table.filter(pc.is_in(ids, value_set=wanted))
-            if picked.num_rows:
-                yield picked
+    def read(self, pins: Sequence[Pin], landed: dict[tuple[int, str], Path]) -> Iterator[pa.Table]:
+        """The landed rows of `pins` (each computed from the pin's current image), read from only the parts
+        that hold them, each row once."""
+        by_part: dict[Path, set[str]] = {}
+        for pin in pins:
+            part = landed.get((pin.key, pin.sha256))
+            if part is not None:
+                by_part.setdefault(part, set()).add(f"{pin.key}:{pin.sha256}")
+        for part, wanted in by_part.items():
+            table = pq.read_table(part)
+            ids = pc.binary_join_element_wise(table["key"].cast(pa.string()), table["sha256"], ":")
+            yield table.filter(pc.is_in(ids, value_set=pa.array(sorted(wanted))))
 
 
 class RayRunner:
-    """A `BatchRunner` on a Ray cluster: `Engine.index(runner=...)` and `index_objects(runner=...)`."""
+    """A `BatchRunner` on a Ray cluster: `Engine.index(runner=...)` and `index_objects(runner=...)`. Ray is
+    started or joined only when there is something to compute."""
 
     runtime = "onnx on ray"
 
     def __init__(self, settings: Settings, address: str | None = None) -> None:
-        connect(address)
-        self.settings = settings
-        self.shape = cluster_pool(settings.threads)
+        self.settings, self.address = settings, address
+
+    @functools.cached_property
+    def shape(self) -> PoolShape:
+        """The model pool for the cluster (connecting to it)."""
+        connect(self.address)
+        return cluster_pool(self.settings.threads)
 
     def embed(self, model: str, pins: Sequence[Pin], progress: bool) -> Iterator[EmbeddedBatch]:
         """Features of `pins`: landed ones first, then the rest through read tasks and embedding actors."""
         settings = self.settings
         landing = self._landing("features", model)
         landed = landing.landed()
-        ready = [pin for pin in pins if landed.get(pin.key) == pin.sha256]
         with tqdm(total=len(pins), unit="img", desc=f"extract {model} on Ray", disable=not progress) as bar:
-            for table in landing.read(ready):
+            for table in landing.read(pins, landed):
                 bar.update(table.num_rows)
                 yield EmbeddedBatch(table["key"].to_pylist(), _matrix(table["vector"]))
-            rest = [pin for pin in pins if landed.get(pin.key) != pin.sha256]
+            rest = [pin for pin in pins if (pin.key, pin.sha256) not in landed]
             if not rest:
                 return
             embedder = Embedder.load(model, settings, 1)  # exports the model once, before the actors read it
             if embedder.runtime != "onnx":
                 raise BadSettingError(f"index --ray runs ONNX Runtime, but {model} has no ONNX export (runtime)")
+            shape = self.shape
             dataset = _pins_dataset(rest, settings.batch_size).map_batches(
                 _read_pixels,
                 fn_kwargs={"preprocess": embedder.preprocess, "settings": settings},
@@ -139,12 +157,12 @@ class RayRunner:
             )
             dataset = dataset.map_batches(
                 _EmbedActor,
-                fn_constructor_kwargs={"model": model, "settings": settings, "threads": self.shape.threads},
-                compute=ray.data.ActorPoolStrategy(size=self.shape.actors),
-                num_cpus=self.shape.cpus,
+                fn_constructor_kwargs={"model": model, "settings": settings, "threads": shape.threads},
+                compute=ray.data.ActorPoolStrategy(size=shape.actors),
+                num_cpus=shape.cpus,
                 batch_size=settings.batch_size,
             )
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            for batch in _batches(dataset, "numpy", landing):
                 ok = batch["error"] == ""
                 keys, vectors = batch["key"][ok], np.asarray(batch["vector"][ok], dtype=np.float32)
                 if ok.any():
@@ -156,30 +174,30 @@ class RayRunner:
     def detect(self, run: str, pins: Sequence[Pin], progress: bool) -> Iterator[DetectedPin]:
         """Objects of `pins`: landed ones first, then the rest through read tasks and detector actors."""
         settings = self.settings
-        landing = self._landing("objects", run)
+        # what lands depends on the dominance rule too: rows marked under another rule are not reused
+        landing = self._landing("objects", f"{run}|dominant={settings.dominant_area:g},{settings.dominant_score:g}")
         landed = landing.landed()
-        ready = [pin for pin in pins if landed.get(pin.key) == pin.sha256]
-        with tqdm(
-            total=len(pins), unit="pin", desc=f"objects ({settings.detector}) on Ray", disable=not progress
-        ) as bar:
-            for table in landing.read(ready):
+        desc = f"objects ({settings.detector}) on Ray"
+        with tqdm(total=len(pins), unit="pin", desc=desc, disable=not progress) as bar:
+            for table in landing.read(pins, landed):
                 bar.update(table.num_rows)
                 yield from _detected_pins(table)
-            rest = [pin for pin in pins if landed.get(pin.key) != pin.sha256]
+            rest = [pin for pin in pins if (pin.key, pin.sha256) not in landed]
             if not rest:
                 return
             Embedder.load(ObjectRun.parse(run).model, settings, 1)  # exported once, before the actors read it
+            shape = self.shape
             dataset = _pins_dataset(rest, PINS_PER_DETECTION_BLOCK).map_batches(
                 _read_images, fn_kwargs={"settings": settings}, batch_size=1, num_cpus=READ_CPUS
             )
             dataset = dataset.map_batches(
                 _DetectActor,
-                fn_constructor_kwargs={"run": run, "settings": settings, "threads": self.shape.threads},
-                compute=ray.data.ActorPoolStrategy(size=self.shape.actors),
-                num_cpus=self.shape.cpus,
+                fn_constructor_kwargs={"run": run, "settings": settings, "threads": shape.threads},
+                compute=ray.data.ActorPoolStrategy(size=shape.actors),
+                num_cpus=shape.cpus,
                 batch_size=1,
             )
-            for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for batch in _batches(dataset, "pyarrow", landing):
                 ok = pc.equal(batch["error"], "")
                 done = batch.filter(ok).drop_columns(["error", "location"])
                 if done.num_rows:
@@ -190,9 +208,23 @@ class RayRunner:
                     yield DetectedPin(row["key"], failure=row["error"])
 
     def _landing(self, kind: str, name: str) -> Landing:
-        folder = re.sub(r"[^A-Za-z0-9_.=-]", "-", name)
+        folder = re.sub(r"[^A-Za-z0-9_.=,-]", "-", name)
         shards = self.settings.cluster_shards
         return Landing(self.settings.home / "batch" / kind / folder / f"{shards}-shards", shards)
+
+
+def _batches(dataset: ray.data.Dataset, batch_format: str, landing: Landing) -> Iterator:
+    """The dataset's output block by block; a failure in Ray becomes an error naming its cause."""
+    try:
+        yield from dataset.iter_batches(batch_size=None, batch_format=batch_format)
+    except (ray.exceptions.RayError, UserCodeException) as exc:
+        cause = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise BadSettingError(
+            f"the job failed on Ray ({type(cause).__name__}: {str(cause).strip().splitlines()[-1][:300]}); what "
+            f"landed under {landing.folder} is kept and a rerun commits it without computing it again"
+        ) from None
 
 
 def _pins_dataset(pins: Sequence[Pin], per_block: int) -> ray.data.Dataset:
@@ -308,7 +340,7 @@ def _objects_table(rows: list[dict[str, object]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def _detected_pins(table: pa.Table) -> Iterable[DetectedPin]:
+def _detected_pins(table: pa.Table) -> Iterator[DetectedPin]:
     for row in table.to_pylist():
         objects = [
             StoredObject(-1, row["key"], Box(*box), label, score, dominant)
@@ -316,6 +348,9 @@ def _detected_pins(table: pa.Table) -> Iterable[DetectedPin]:
                 row["boxes"], row["labels"], row["scores"], row["dominant"], strict=True
             )
         ]
+        if not objects:  # nothing detected (and no windows asked for)
+            yield DetectedPin(row["key"], windows=row["windows"])
+            continue
         vectors = np.asarray(row["vectors"], dtype=np.float32).reshape(len(objects), -1)
         yield DetectedPin(row["key"], objects, vectors, row["windows"])
 

@@ -102,6 +102,8 @@ def _session(path: Path, threads: int):
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # idle threads wait instead of spinning, which took CPU from the decoding threads and Ray's read tasks
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -57,6 +57,17 @@ class VectorIndex:
         """The keys this index holds."""
         return faiss.vector_to_array(self.faiss_index.id_map)
 
+    @property
+    def lists(self) -> int:
+        """The inverted lists of an IVF index (0 for other kinds)."""
+        return int(getattr(self._inner(), "nlist", 0))
+
+    def _inner(self) -> faiss.Index | faiss.IndexBinary:
+        """The index inside the id map, as its own class (IVF, HNSW, flat)."""
+        if self.binary:
+            return faiss.downcast_IndexBinary(self.faiss_index.index)
+        return faiss.downcast_index(self.faiss_index.index)
+
     def train(self, vectors: np.ndarray) -> None:
         """Learn what an approximate index needs (an IVF index's lists) from `vectors`, once; exact ones need
         nothing."""
@@ -82,9 +93,7 @@ class VectorIndex:
     def tune(self, nprobe: int, ef_search: int) -> None:
         """Set the search breadth of an approximate index: the inverted lists an IVF index visits per query, the
         candidates an HNSW index keeps while searching (more of either finds more, slower); exact ones ignore it."""
-        inner = faiss.downcast_IndexBinary(self.faiss_index.index) if self.binary else None
-        if inner is None:
-            inner = faiss.downcast_index(self.faiss_index.index)
+        inner = self._inner()
         if hasattr(inner, "nprobe"):
             inner.nprobe = nprobe
         if hasattr(inner, "hnsw"):

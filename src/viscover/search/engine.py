@@ -301,23 +301,33 @@ class Engine:
         return VisualIndex(index.model, index.binarizer, codes, index.fitted_on)
 
 
-VectorReader = Callable[[Sequence[int]], tuple[np.ndarray, np.ndarray]]  # ids → (ids found, their vectors)
+VectorReader = Callable[[Sequence[int] | np.ndarray], tuple[np.ndarray, np.ndarray]]  # ids → (ids found, their vectors)
 CODING_CHUNK = 16_384  # vectors read and coded at a time: an index build never holds every float of a catalog
+CODES_PER_LIST = 50  # an IVF index learns its lists from this many codes a list (benchmarks/approximate_recall.py)
 
 
 def coded_index(model: str, ids: np.ndarray, read: VectorReader, settings: Settings) -> VisualIndex:
     """A new binary index of the stored vectors `ids`: the settings' binarizer learnt from a seeded sample of at
-    most `binarizer_sample` of them (ITQ's fit time grows fast with the sample; an IVF index learns its lists
-    from the same sample), then every vector read and coded chunk by chunk."""
-    sample = ids
-    if len(ids) > settings.binarizer_sample:
-        sample = ids[np.sort(np.random.default_rng(0).choice(len(ids), settings.binarizer_sample, replace=False))]
-    _, sample_vectors = read(sample)
+    most `binarizer_sample` of them (ITQ's fit time grows fast with the sample), an IVF index's lists from a
+    seeded sample of `CODES_PER_LIST` codes a list, then every vector read and coded chunk by chunk."""
+    _, sample_vectors = read(_seeded_sample(ids, settings.binarizer_sample))
     binarizer = Binarizer(settings.binarizer, settings.code_bits).fit(sample_vectors)
     codes = VectorIndex.create(settings.index, "hamming", binarizer.code_bits_)
-    codes.train(binarizer.transform(sample_vectors))
+    if CODES_PER_LIST * codes.lists > len(sample_vectors):
+        training = _seeded_sample(ids, CODES_PER_LIST * codes.lists)
+        chunks = [read(training[i : i + CODING_CHUNK])[1] for i in range(0, len(training), CODING_CHUNK)]
+        codes.train(np.concatenate([binarizer.transform(chunk) for chunk in chunks]))
+    else:
+        codes.train(binarizer.transform(sample_vectors))
     add_coded(codes, binarizer, ids, read)
     return VisualIndex(model, binarizer, codes, len(ids))
+
+
+def _seeded_sample(ids: np.ndarray, size: int) -> np.ndarray:
+    """At most `size` of `ids`, in their order, the same ones for the same ids."""
+    if len(ids) <= size:
+        return ids
+    return ids[np.sort(np.random.default_rng(0).choice(len(ids), size, replace=False))]
 
 
 def add_coded(codes: VectorIndex, binarizer: Binarizer, ids: np.ndarray, read: VectorReader) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -169,7 +170,7 @@ class Searcher:
         if metric == "hamming":
             index, encode = visual.codes, visual.binarizer.transform
         else:
-            index = self._raw_index(visual.model, metric, snapshot.generation)
+            index = self._raw_index(visual, metric, snapshot.generation)
             encode = functools.partial(unit_vectors, metric=metric)
 
         def search(vectors: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -301,33 +302,37 @@ class Searcher:
             ("detector", name), lambda: create_detector(name, self.settings, self.settings.search_threads)
         )
 
-    def _raw_index(self, model: str, metric: str, generation: Generation) -> RawVectors:
-        """Exact L2/L1 search over the stored features of `model`, as of `generation`: a file of unit vectors
-        under HOME/index/raw, written once (by whichever process needs it first) and memory-mapped by every
-        process, so none holds the catalog's floats. Older generations' files are removed when a new one is ready."""
+    def _raw_index(self, visual: VisualIndex, metric: str, generation: Generation) -> RawVectors:
+        """Exact L2/L1 search over the stored features of the pins `generation` indexes: a folder of unit
+        vectors under HOME/index/raw, written once (by whichever process needs it first) and memory-mapped by
+        every process, so none holds the catalog's floats. Older generations' folders go when it is ready."""
         folder = self.settings.index_dir / "raw"
-        prefix = f"{re.sub(r'[^A-Za-z0-9_.-]', '-', model)}-{metric}-"
-        path = folder / f"{prefix}{generation.number}-{int(generation.published_at * 1e6)}.npy"
+        prefix = f"{re.sub(r'[^A-Za-z0-9_.-]', '-', visual.model)}-{metric}-"
+        path = folder / f"{prefix}{generation.number}-{int(generation.published_at * 1e6)}"
 
         def build() -> RawVectors:
             try:
                 return RawVectors.open(path, metric)
             except FileNotFoundError:
                 pass
+            except ValueError as exc:  # damaged: written again
+                log.warning("raw vectors rebuilt: %s", exc)
+                shutil.rmtree(path, ignore_errors=True)
             with self.catalog.snapshot():
-                ids = self.catalog.feature_keys(model)
+                ids = np.intersect1d(self.catalog.feature_keys(visual.model), visual.codes.ids())
 
                 def read(chunk: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-                    keys, vectors = self.catalog.features(model, chunk)
+                    keys, vectors = self.catalog.features(visual.model, chunk)
                     return keys, unit_vectors(vectors, metric)
 
                 raw = RawVectors.build(path, ids, read, metric)
-            for stale in folder.glob(f"{prefix}*.npy"):
-                if stale.name not in (path.name, path.name.replace(".npy", ".keys.npy")):
-                    stale.unlink(missing_ok=True)  # a process still searching it keeps its mapping
+            for stale in folder.glob(f"{prefix}*"):
+                older = stale.name.removeprefix(prefix).split("-")[0]
+                if older.isdigit() and int(older) < generation.number:  # a process on it keeps its mapping
+                    shutil.rmtree(stale, ignore_errors=True)
             return raw
 
-        key = ("raw", model, metric, generation.number)
+        key = ("raw", visual.model, metric, generation.number)
         index = self._once(key, build)
         for stale in [k for k in list(self._built) if k[0] == "raw" and k[1:3] == key[1:3] and k[3] < key[3]]:
             self._built.pop(stale, None)
