@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def fingerprint(home: Path) -> dict[str, object]:
         if snapshot.objects is not None:
             objects = catalog.objects(snapshot.objects.model)
             keys = catalog.by_keys(sorted({o.key for o in objects}))
-            state["objects"] = sorted((keys[o.key].pin_id, tuple(np.round(o.box, 2)), o.label) for o in objects)
+            state["objects"] = sorted((keys[o.key].pin_id, tuple(round(v, 2) for v in o.box), o.label) for o in objects)
             state["object index"] = len(snapshot.objects.codes)
         model = home / MODEL_FILE
         if model.exists():
@@ -172,30 +173,30 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=30, help="kills per job")
     parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=list(JOBS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="append the table to this Markdown file")
+    parser.add_argument("--out", type=Path, help="append the table to this Markdown file, a row per job as it ends")
     args = parser.parse_args()
-    reports = run_harness(args.pins, args.kills, args.jobs, args.seed)
     lines = [
-        f"\n{args.pins}+ ikea-rooms products; seed {args.seed}\n",
+        f"\n{args.pins}+ ikea-rooms products, {args.kills} kills a job, seed {args.seed}\n",
         "| job | one run, s | kills | finished before its kill | states checked | completions equal to the "
         "uninterrupted run | damage found |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in reports:
-        lines.append(
-            f"| `viscover {r.job}` | {r.seconds:.1f} | {r.kills} | {r.finished_before_kill} | {r.states_checked} | "
-            f"{r.completions_equal} of {r.finished_before_kill + 1} | {len(r.damage)} |"
-        )
-        for problem in [*r.damage, *r.differences]:
-            lines.append(f"\n- {r.job}: {problem}")
-    print("\n".join(lines))
-    if args.out:
-        with args.out.open("a") as handle:
-            handle.write("\n".join(lines) + "\n")
+    for report in run_harness(args.pins, args.kills, args.jobs, args.seed):
+        row = [
+            f"| `viscover {report.job}` | {report.seconds:.1f} | {report.kills} | {report.finished_before_kill} | "
+            f"{report.states_checked} | {report.completions_equal} of {report.finished_before_kill + 1} | "
+            f"{len(report.damage)} |",
+            *(f"<!-- {report.job}: {problem} -->" for problem in [*report.damage, *report.differences]),
+        ]
+        print("\n".join([*lines, *row]) if lines else "\n".join(row), flush=True)
+        if args.out:
+            with args.out.open("a") as handle:
+                handle.write("\n".join([*lines, *row]) + "\n")
+        lines = []
 
 
-def run_harness(pins: int, kills: int, jobs: list[str], seed: int = 0) -> list[JobReport]:
-    """Build the starting homes once, then the kill loop of each job in `jobs`."""
+def run_harness(pins: int, kills: int, jobs: list[str], seed: int = 0) -> Iterator[JobReport]:
+    """Build the starting homes once, then the kill loop of each job in `jobs`, reported as each ends."""
     work = Path(tempfile.mkdtemp(prefix="viscover-kills-"))
     manifest = room_manifest(pins, work)
     env = {
@@ -212,7 +213,8 @@ def run_harness(pins: int, kills: int, jobs: list[str], seed: int = 0) -> list[J
         finish(work / state, [a.format(manifest=manifest) for a in JOBS[state][1]], env)
         starts[state] = work / state
     try:
-        return [kill_loop(job, starts[JOBS[job][0]], work, kills, env, seed) for job in jobs]
+        for job in jobs:
+            yield kill_loop(job, starts[JOBS[job][0]], work, kills, env, seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

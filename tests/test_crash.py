@@ -8,7 +8,7 @@ from benchmarks.kill_harness import run_harness
 
 
 def test_kills_of_ingest_and_index_lose_nothing_and_finish_as_an_uninterrupted_run() -> None:
-    reports = run_harness(pins=40, kills=4, jobs=["ingest", "index"], seed=1)
+    reports = list(run_harness(pins=40, kills=4, jobs=["ingest", "index"], seed=1))
     for report in reports:
         assert report.kills + report.finished_before_kill == 4, report
         assert report.damage == [] and report.differences == [], report

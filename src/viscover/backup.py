@@ -48,8 +48,8 @@ def verify(settings: Settings) -> VerifyReport:
     """Check the home's catalog and published indexes against each other (read-only: safe while it serves)."""
     report = VerifyReport()
     path = settings.catalog_path
-    if not path.exists():
-        report.damage.append(f"no catalog at {path}")
+    if not path.exists():  # nothing stored yet (a first ingest stopped before it began is not damage)
+        report.pending.append(f"no catalog at {path}: run `viscover ingest`")
         return report
     connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
@@ -142,6 +142,8 @@ def restore(source: Path, settings: Settings, replace: bool = False) -> VerifyRe
     """Put the backup at `source` in place of the home's catalog, indexes and files; a home that has a catalog
     is replaced only with `replace`. Stop servers of the home first: they keep their open catalog."""
     source = Path(source)
+    if not (source / "catalog.db").is_file():
+        raise BadArgumentError(f"{source} is not a backup: it has no catalog.db")
     checked = verify(settings.model_copy(update={"home": source}))
     if checked.damage:
         raise BadArgumentError(f"{source} is not a sound backup: {'; '.join(checked.damage)}")

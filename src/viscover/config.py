@@ -170,7 +170,15 @@ class Settings(BaseSettings):
         "DNS rebinding",
     )
     allowed_origins: list[str] = Field(
-        default_factory=list, description="web origins (https://host:port) allowed to send writes; default: none"
+        default_factory=list,
+        description="web origins (https://host:port) whose pages may call the API (CORS) and send writes; "
+        "default: none",
+    )
+    max_requests_in_flight: int = Field(
+        32, ge=1, description="requests a server works on at once; more are answered 503 at once, not queued"
+    )
+    rate_limit_per_minute: int | None = Field(
+        None, ge=1, description="requests a minute per API key (per client address without one); more get 429"
     )
     page_size: int = Field(20, ge=1, le=100, description="results per page when a request does not say")
     query_cache_size: int = Field(256, ge=1, description="query vectors the server keeps for paging")

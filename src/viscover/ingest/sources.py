@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,16 +51,27 @@ def iter_sources(path: Path) -> Iterator[PinSource | SourceError]:
         raise BadManifestError(f"{path}: no such file or folder")
 
 
-def _iter_folder(root: Path) -> Iterator[PinSource]:
+def _iter_folder(root: Path) -> Iterator[PinSource | SourceError]:
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        location = str(path.resolve())
+        try:
+            location.encode("utf-8")
+        except UnicodeEncodeError:  # bytes Linux allows in a name but no catalog or terminal can hold as text
+            shown = os.fsencode(location).decode("utf-8", "backslashreplace")
+            yield SourceError(shown, "the file name is not valid UTF-8: rename the file")
+            continue
         parts = path.relative_to(root).parts
-        yield PinSource(str(path.resolve()), category=parts[0] if len(parts) > 1 else None)
+        yield PinSource(location, category=parts[0] if len(parts) > 1 else None)
 
 
 def _iter_manifest(path: Path, kind: str) -> Iterator[PinSource | SourceError]:
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise BadManifestError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
         raise BadManifestError(f"{path}: cannot read manifest ({exc})") from exc
     if kind == "csv":
         reader = csv.DictReader(text.splitlines())

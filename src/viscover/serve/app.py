@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
@@ -24,7 +25,7 @@ import viscover
 from viscover import errors
 from viscover.config import Settings
 from viscover.serve import api, pages
-from viscover.serve.observe import BodyLimit, Guard, Metrics, Observe
+from viscover.serve.observe import Admission, BodyLimit, Guard, Metrics, Observe
 from viscover.serve.schemas import EmbedderOut, ReadyOut
 from viscover.serve.service import Service
 
@@ -154,7 +155,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error in %s %s", request.method, request.url.path)
         return error_response(request, 500, "internal", "internal error: see the server log", None)
 
+    if settings.allowed_origins:  # CORS stays closed unless origins are named: no page elsewhere reads answers
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "X-Request-ID", "Content-Type"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_upload_mb * 2**20))
+    app.add_middleware(
+        Admission,
+        in_flight=settings.max_requests_in_flight,
+        per_minute=settings.rate_limit_per_minute,
+        keyed=settings.api_key is not None,
+    )
     app.add_middleware(Guard, hosts=served_hosts(settings), origins=set(settings.allowed_origins))
     app.add_middleware(Observe, metrics=metrics)
     return app

@@ -1,10 +1,13 @@
-"""What a server tells its operators: a request id on every response and access-log line, Prometheus
-counters and latency histograms per route, and a hard cap on request bodies (413 before the body is read)."""
+"""What a server tells its operators and what it lets in: a request id on every response and access-log line,
+Prometheus counters and latency histograms per route, a hard cap on request bodies (413 before the body is
+read), host and origin checks, and admission (a bound on requests in flight, an optional rate limit)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -142,12 +145,65 @@ class Guard:
         await self.app(scope, receive, send)
 
 
+class Admission:
+    """ASGI middleware: at most `in_flight` requests at once, each caller (its API key where the server has
+    one, else its address) at most `per_minute` requests a minute (a token bucket); past either, a fast 503 or
+    429 with Retry-After, never a request left waiting. `/healthz` and static files are always answered."""
+
+    def __init__(self, app: ASGIApp, in_flight: int, per_minute: int | None, keyed: bool) -> None:
+        self.app, self.in_flight, self.per_minute, self.keyed = app, in_flight, per_minute, keyed
+        self.active = 0
+        self.buckets: dict[str, tuple[float, float]] = {}  # caller → (tokens, when counted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        if self.per_minute is not None and not self._take(self._caller(scope)):
+            message = f"more than {self.per_minute} requests a minute (VISCOVER_RATE_LIMIT_PER_MINUTE): slow down"
+            await answer_error(scope, send, 429, "RateLimited", message, retry_after=60 / self.per_minute)
+            return
+        if self.active >= self.in_flight:
+            message = f"the server is busy with {self.active} requests (VISCOVER_MAX_REQUESTS_IN_FLIGHT): try again"
+            await answer_error(scope, send, 503, "Overloaded", message, retry_after=1)
+            return
+        self.active += 1  # one event loop: no lock needed between the check and the count
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+    def _caller(self, scope: Scope) -> str:
+        key = dict(scope["headers"]).get(b"x-api-key")
+        if key and self.keyed:  # without a server key, a made-up header must not buy a fresh bucket
+            return "key:" + hashlib.sha256(key).hexdigest()
+        return "address:" + (scope.get("client") or ("-", 0))[0]
+
+    def _take(self, caller: str) -> bool:
+        """Take one token from the caller's bucket (refilled at `per_minute`, holding at most that many)."""
+        now = time.monotonic()
+        tokens, then = self.buckets.get(caller, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - then) * self.per_minute / 60)
+        if len(self.buckets) > 100_000:  # callers that came once must not grow memory for ever
+            self.buckets.clear()
+        self.buckets[caller] = (tokens - 1, now) if tokens >= 1 else (tokens, now)
+        return tokens >= 1
+
+
 async def answer_error(
-    scope: Scope, send: Send, status: int, kind: str, message: str, field: str | None = None
+    scope: Scope,
+    send: Send,
+    status: int,
+    kind: str,
+    message: str,
+    field: str | None = None,
+    retry_after: float | None = None,
 ) -> None:
     """A JSON error answer, in the API's error shape, sent from middleware (the connection is then closed)."""
     request_id = scope.get("state", {}).get("request_id")
     body = json.dumps({"error": {"type": kind, "message": message, "field": field, "request_id": request_id}})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
     await send({"type": "http.response.start", "status": status, "headers": [*headers, (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body.encode()})
