@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from serve_latency import append_report
 
 from viscover import Engine
 from viscover.features import Binarizer
@@ -140,9 +141,7 @@ def main() -> None:
                 name = "nprobe" if spec.startswith("BIVF") else "efSearch"
                 row(size, spec, f"{name} {breadth}", found, qps, build)
             del index
-    if args.out:
-        with args.out.open("a") as handle:
-            handle.write("\n".join(lines) + "\n")
+    append_report(args.out, lines)
 
 
 if __name__ == "__main__":

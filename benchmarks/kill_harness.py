@@ -6,7 +6,8 @@ For each job, on a catalog of real ikea-rooms products (whole rooms, so the cata
    codes of the visual index by key, the stored objects, the Related Pins ranker's file, and the top 10 of
    searches by the first 10 pins.
 2. The job runs again from the same starting state and is killed at a random instant of its uninterrupted
-   run time, again and again on the same home, so each run resumes what the killed ones left. After every
+   run time, again and again on the same home, so each run resumes what the killed ones left, until it has
+   been killed `--kills` times (runs that end before their instant do not count; at most 3x as many runs). After every
    kill `verify` must find no damage (the catalog passes SQLite's integrity check, the published index reads,
    no indexed key names a missing pin or object, none twice); unfinished work is allowed.
 3. Whenever a run finishes (before its kill came, or the run after the last kill), the state must equal the
@@ -146,7 +147,9 @@ def kill_loop(job: str, start: Path, work: Path, kills: int, env: dict[str, str]
         shutil.rmtree(home)
         shutil.copytree(start, home)
 
-    for _ in range(kills):
+    attempts = 0
+    while report.kills < kills and attempts < 3 * kills:  # runs that end before their instant do not count
+        attempts += 1
         process = run(home, arguments, env)
         try:
             _, errors = process.communicate(timeout=rng.uniform(0, report.seconds))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from serve_latency import SHARED, cpu_seconds, percentiles, requests_for, served
+from serve_latency import SHARED, append_report, cpu_seconds, percentiles, requests_for, served
 
 from viscover import Box, Searcher
 
@@ -148,10 +148,7 @@ def main() -> None:
         + f"; the 503s took p50 {p50:.1f} ms, p99 {p99:.1f} ms; 200s p50 "
         f"{percentiles(found.get(200, [1.0]))[0]:.1f} ms.",
     ]
-    print("\n".join(lines))
-    if args.out:
-        with args.out.open("a") as handle:
-            handle.write("\n".join(lines) + "\n")
+    append_report(args.out, lines)
 
 
 if __name__ == "__main__":

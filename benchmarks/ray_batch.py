@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from serve_latency import append_report
+
 from viscover import Engine
 from viscover.distributed import RayRunner, connect
 from viscover.search import index_objects
@@ -112,10 +114,7 @@ def main() -> None:
             f"{results[f'{job} start-up'][0]:.1f} s | {after:.2f} {unit} | {after / mean:.2f} |"
         )
     lines.append(f"\nPer core, in process: {sum(results['here']) / 2 / cores:.1f} img/s of CNN features.")
-    print("\n".join(lines))
-    if args.out:
-        with args.out.open("a") as handle:
-            handle.write("\n".join(lines) + "\n")
+    append_report(args.out, lines)
 
 
 if __name__ == "__main__":

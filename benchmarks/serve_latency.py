@@ -109,6 +109,14 @@ def write_report(out: Path | None, *parts: str) -> None:
         out.write_text(f"Made by `python {' '.join(sys.argv)}`\n\n" + "\n\n".join(parts) + "\n")
 
 
+def append_report(out: Path | None, lines: list[str]) -> None:
+    """Print the lines; with `out`, also append them there (several benchmarks add to one results page)."""
+    print("\n".join(lines))
+    if out:
+        with out.open("a") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+
 def requests_for(kind: str, pins: list, images: list[bytes], crops: list[str]):
     """(form, files) of each request of a kind, all distinct."""
     if kind == "pin id":

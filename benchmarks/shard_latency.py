@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import ray
+from serve_latency import append_report
 
 from viscover.distributed import connect, serve_shards
 from viscover.features import Binarizer
@@ -102,10 +103,7 @@ def main() -> None:
             lines.append(line)
         del codes
     lines += ["", "| codes | resident memory per 1M codes (BFlat with its id map) |", "|---:|---:|", *memory]
-    print("\n".join(lines[-len(memory) - 3 :]))
-    if args.out:
-        with args.out.open("a") as handle:
-            handle.write("\n".join(lines) + "\n")
+    append_report(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ def test_a_backup_taken_while_serving_restores_that_state_exactly(engine: Engine
     assert not (tmp_path / ".copy.partial").exists()
     with pytest.raises(BadArgumentError, match="exists"):
         backup(engine.settings, tmp_path / "copy")
+    with pytest.raises(BadArgumentError, match="inside the home"):
+        backup(engine.settings, home / "backups" / "copy")
     engine.delete([pin.pin_id for pin in list(engine.catalog)[:5]])  # the home moves on after the backup
     assert len(engine.catalog) == 25
     with pytest.raises(BadArgumentError, match="pass --replace"):

@@ -10,7 +10,6 @@ from benchmarks.kill_harness import run_harness
 def test_kills_of_ingest_and_index_lose_nothing_and_finish_as_an_uninterrupted_run() -> None:
     reports = list(run_harness(pins=40, kills=4, jobs=["ingest", "index"], seed=1))
     for report in reports:
-        assert report.kills + report.finished_before_kill == 4, report
+        assert report.kills == 4, report
         assert report.damage == [] and report.differences == [], report
         assert report.completions_equal == report.finished_before_kill + 1, report
-    assert sum(report.kills for report in reports) >= 4  # most runs were really killed mid-way

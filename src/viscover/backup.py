@@ -111,6 +111,8 @@ def backup(settings: Settings, destination: Path) -> BackupReport:
     destination = Path(destination)
     if destination.exists():
         raise BadArgumentError(f"backup destination {destination} exists: give a new folder")
+    if destination.resolve().is_relative_to(settings.home.resolve()):
+        raise BadArgumentError(f"backup destination {destination} is inside the home: give a folder outside it")
     if not settings.catalog_path.exists():
         raise BadArgumentError(f"no catalog at {settings.catalog_path}: nothing to back up")
     partial = destination.with_name(f".{destination.name}.partial")
@@ -128,7 +130,7 @@ def backup(settings: Settings, destination: Path) -> BackupReport:
             generation = IndexStore(settings.index_dir).current()
             files = _copy_generation(settings.index_dir, partial / "index", generation)
             for entry in settings.home.iterdir():
-                if entry.name not in NOT_COPIED:
+                if entry.name not in NOT_COPIED and not entry.name.startswith("."):  # no temporary files
                     files += _copy(entry, partial / entry.name)
         _fsync_tree(partial)
         os.replace(partial, destination)
