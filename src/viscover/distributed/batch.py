@@ -221,8 +221,9 @@ def _batches(dataset: ray.data.Dataset, batch_format: str, landing: Landing) -> 
         cause = exc
         while cause.__cause__ is not None:
             cause = cause.__cause__
+        last_line = (str(cause).strip().splitlines() or ["no message"])[-1][:300]
         raise BadSettingError(
-            f"the job failed on Ray ({type(cause).__name__}: {str(cause).strip().splitlines()[-1][:300]}); what "
+            f"the job failed on Ray ({type(cause).__name__}: {last_line}); what "
             f"landed under {landing.folder} is kept and a rerun commits it without computing it again"
         ) from None
 
