@@ -45,3 +45,10 @@ def test_a_search_with_a_cached_export_loads_no_heavy_framework(indexed_home: Pa
     by_image = cli("--home", str(indexed_home), "search", str(caltech_image("Leopards", 20)), "--crop", "0,0,80,60")
     assert modules_loaded_by(by_image) == []
     assert modules_loaded_by(cli("--home", str(indexed_home), "search", pin_id, "--json")) == []
+
+
+def test_the_server_limits_malloc_arenas_on_glibc() -> None:
+    """`viscover serve` calls it before its request threads start; glibc accepts the setting."""
+    from viscover.threads import limit_malloc_arenas
+
+    assert limit_malloc_arenas(2)

@@ -20,6 +20,7 @@ from viscover.features import METHODS, list_backbones
 from viscover.index import METRICS
 from viscover.ingest import read_bytes
 from viscover.search import BatchRunner, BytesQuery, Engine, PinQuery, Query, Searcher, SearchHit
+from viscover.threads import limit_malloc_arenas
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -956,6 +957,7 @@ def serve_command(
         )
     shown = f"[{settings.serve_host}]" if ":" in settings.serve_host else settings.serve_host
     typer.echo(f"viscover: serving {settings.home} at http://{shown}:{settings.serve_port}/ (API at /docs)")
+    limit_malloc_arenas(settings.serve_malloc_arenas)  # before uvicorn starts its request threads
     uvicorn.run(
         create_app(settings), host=settings.serve_host, port=settings.serve_port, access_log=False, log_level="warning"
     )

@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     cluster_shards: int = Field(4, ge=1, le=4096, description="shards an index is split into for a cluster")
     serve_host: str = Field("127.0.0.1", description="address `viscover serve` binds (loopback unless asked)")
     serve_port: int = Field(8000, ge=0, le=65535, description="port `viscover serve` listens on")
+    serve_malloc_arenas: int = Field(
+        2, ge=1, le=64, description="glibc malloc arenas `viscover serve` lets its request threads share"
+    )
     api_key: SecretStr | None = Field(
         None, description="when set, every API route but /healthz wants it in the X-API-Key header"
     )

@@ -9,7 +9,11 @@ the whole process, set where a PyTorch model is loaded (`torch_threads`).
 
 from __future__ import annotations
 
+import ctypes
+
 import faiss
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter for the number of malloc arenas
 
 
 def limit_threads(count: int) -> None:
@@ -23,3 +27,13 @@ def torch_threads(count: int) -> None:
 
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
+
+
+def limit_malloc_arenas(count: int) -> bool:
+    """Let the process's threads share at most `count` glibc malloc arenas (True when glibc took it). Otherwise
+    each of a server's request threads grows an arena of its own, and resident memory creeps as they fragment."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return False
+    return libc.mallopt(M_ARENA_MAX, count) == 1

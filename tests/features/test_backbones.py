@@ -13,6 +13,7 @@ from viscover.config import Settings
 from viscover.errors import UnknownNameError, WeightsUnavailableError
 from viscover.features import Embedder, list_backbones, model_key
 from viscover.features.network import create_backbone
+from viscover.features.registry import Preprocess
 
 IMAGENET_ACCORDION = 401
 
@@ -79,3 +80,17 @@ def test_onnx_runtime_matches_pytorch_on_real_images(tmp_path: Path) -> None:
     mtime = exported[0].stat().st_mtime_ns
     again = Embedder.load(key, settings, threads=1)  # reuses the cached export, preprocessing included
     assert exported[0].stat().st_mtime_ns == mtime and again.preprocess == onnx.preprocess
+
+
+def test_normalize_matches_torchvision_to_float_tolerance() -> None:
+    """The one-pass normalisation gives torchvision's ToTensor + Normalize, in NCHW order."""
+    from torchvision.transforms import functional
+
+    preprocess = Preprocess(resize=256, crop=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    pixels = np.random.default_rng(0).integers(0, 256, (3, 24, 20, 3), dtype=np.uint8)
+    expected = torch.stack(
+        [functional.normalize(functional.to_tensor(image), preprocess.mean, preprocess.std) for image in pixels]
+    )
+    got = preprocess.normalize(pixels)
+    assert got.dtype == np.float32 and got.shape == (3, 3, 24, 20) and got.flags.c_contiguous
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
