@@ -71,6 +71,7 @@ def test_bad_manifests_name_the_row_and_the_reason(home: Path, tmp_path: Path) -
         "latin1.csv": (f"image,id,description\n{one},x1,caf\xe9 cr\xe8me\n".encode("latin-1"), "UTF-8"),
         "closed-port.jsonl": (manifest_lines({"image": "http://127.0.0.1:9/x.jpg", "id": "u1"}), "127.0.0.1:9"),
         "not-json.jsonl": (b'{"image": "a.jpg", "id": \n', "line 1"),
+        "nul-in-path.jsonl": (manifest_lines({"image": f"{one}\x00.jpg", "id": "nul"}), "NUL byte"),
         "duplicate-ids.jsonl": (
             manifest_lines({"image": str(one), "id": "twice"}, {"image": str(other), "id": "twice"}),
             "twice",
