@@ -57,20 +57,20 @@ class PoolShape:
     threads: int
 
 
-def pool_shape(node_cpus: Sequence[float], threads: int) -> PoolShape:
-    """Actors that each reserve up to `threads` CPUs (no more than one node has), as many as fit on the nodes
-    while leaving READ_CPUS of the cluster to the reading tasks; each runs on its reserved CPUs rounded up."""
-    free = sum(node_cpus) - READ_CPUS
-    if free < 0.5:
-        raise BadSettingError(f"a Ray batch job needs at least 1 CPU in the cluster; it has {sum(node_cpus):g}")
-    cpus = min(float(threads), max(node_cpus), free)
-    fit = sum(int(n // cpus) for n in node_cpus)
-    return PoolShape(max(1, min(int(free // cpus), fit)), cpus, max(1, math.ceil(cpus)))
+def pool_shape(node_cpus: Sequence[float]) -> PoolShape:
+    """One single-threaded model actor per whole CPU of the nodes, each reserving an equal share of what a node
+    has left once READ_CPUS is kept for the reading tasks. Sessions on one thread each never wait on each other
+    while a reading task holds a core (docs/results/cluster.md: 2 such actors beat one on 2 threads)."""
+    nodes = [cpus for cpus in node_cpus if cpus >= 1]
+    if not nodes:
+        raise BadSettingError(f"a Ray batch job needs a node with at least 1 CPU; the cluster's have {node_cpus}")
+    share = min((cpus - READ_CPUS) / math.floor(cpus) for cpus in nodes)
+    return PoolShape(sum(math.floor(cpus) for cpus in nodes), share, 1)
 
 
-def cluster_pool(threads: int) -> PoolShape:
+def cluster_pool() -> PoolShape:
     """`pool_shape` for the connected Ray cluster."""
-    return pool_shape([node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]], threads)
+    return pool_shape([node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node["Alive"]])
 
 
 class Landing:
@@ -131,7 +131,7 @@ class RayRunner:
     def shape(self) -> PoolShape:
         """The model pool for the cluster (connecting to it)."""
         connect(self.address)
-        return cluster_pool(self.settings.threads)
+        return cluster_pool()
 
     def embed(self, model: str, pins: Sequence[Pin], progress: bool) -> Iterator[EmbeddedBatch]:
         """Features of `pins`: landed ones first, then the rest through read tasks and embedding actors."""
