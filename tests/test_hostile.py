@@ -72,6 +72,13 @@ def test_bad_manifests_name_the_row_and_the_reason(home: Path, tmp_path: Path) -
         "closed-port.jsonl": (manifest_lines({"image": "http://127.0.0.1:9/x.jpg", "id": "u1"}), "127.0.0.1:9"),
         "not-json.jsonl": (b'{"image": "a.jpg", "id": \n', "line 1"),
         "nul-in-path.jsonl": (manifest_lines({"image": f"{one}\x00.jpg", "id": "nul"}), "NUL byte"),
+        "nul-in-relative-path.jsonl": (manifest_lines({"image": "a\x00.jpg", "id": "nul2"}), "NUL byte"),
+        "malformed-urls.jsonl": (
+            manifest_lines(
+                {"image": "http://127.0.0.1:abc/x.jpg", "id": "u2"}, {"image": "http://[::1/x.jpg", "id": "u3"}
+            ),
+            "nonnumeric port",
+        ),
         "duplicate-ids.jsonl": (
             manifest_lines({"image": str(one), "id": "twice"}, {"image": str(other), "id": "twice"}),
             "twice",

@@ -4,9 +4,12 @@ heavy framework (PyTorch alone takes seconds to import); the frameworks come in 
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import caltech_image
 from viscover import Searcher
@@ -47,6 +50,7 @@ def test_a_search_with_a_cached_export_loads_no_heavy_framework(indexed_home: Pa
     assert modules_loaded_by(cli("--home", str(indexed_home), "search", pin_id, "--json")) == []
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt(M_ARENA_MAX) is glibc's")
 def test_the_server_limits_malloc_arenas_on_glibc() -> None:
     """`viscover serve` calls it before its request threads start; glibc accepts the setting."""
     from viscover.threads import limit_malloc_arenas

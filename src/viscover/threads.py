@@ -33,7 +33,7 @@ def limit_malloc_arenas(count: int) -> bool:
     """Let the process's threads share at most `count` glibc malloc arenas (True when glibc took it). Otherwise
     each of a server's request threads grows an arena of its own, and resident memory creeps as they fragment."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
         return False
-    return libc.mallopt(M_ARENA_MAX, count) == 1
+    return mallopt(M_ARENA_MAX, count) == 1

@@ -20,7 +20,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from viscover import Engine  # noqa: E402
 from viscover.distributed import PoolShape, RayRunner, pool_shape  # noqa: E402
-from viscover.distributed.batch import READ_CPUS, _detected_pins, _object_columns, _objects_table  # noqa: E402
+from viscover.distributed.batch import READ_CPUS, SPARE_CPUS, _detected_pins, _object_columns, _objects_table  # noqa: E402
 from viscover.errors import BadSettingError  # noqa: E402
 from viscover.search import DetectedPin, index_objects, object_run  # noqa: E402
 
@@ -35,13 +35,15 @@ def by_pin(engine: Engine, model: str) -> dict[str, np.ndarray]:
 
 
 def test_the_model_pool_is_a_single_threaded_actor_a_core_and_leaves_room_to_read() -> None:
-    assert pool_shape([2]) == PoolShape(actors=2, cpus=0.75, threads=1)  # this machine, a local Ray
-    assert pool_shape([1, 1]) == PoolShape(actors=2, cpus=0.5, threads=1)  # the test cluster: 1 CPU a node
-    assert pool_shape([0, 16, 16]) == PoolShape(actors=32, cpus=15.5 / 16, threads=1)  # a head node with no CPUs
-    for nodes in ([2], [1, 1], [3, 3, 3], [16, 4, 2.5], [0.5, 8]):
+    assert pool_shape([2]) == PoolShape(actors=2, cpus=0.625, threads=1)  # this machine, a local Ray
+    assert pool_shape([1, 1]) == PoolShape(actors=2, cpus=0.25, threads=1)  # the test cluster: 1 CPU a node
+    assert pool_shape([0, 16, 16]) == PoolShape(actors=32, cpus=15.25 / 16, threads=1)  # a head node, no CPUs
+    for nodes in ([2], [1, 1], [3, 3, 3], [16, 4, 2.5], [0.5, 8], [1.5, 2.5]):
         shape = pool_shape(nodes)
-        # a node full of its cores' actors still has room for a reading task (ray-project/ray#44687)
-        assert all(math.floor(cpus) * shape.cpus + READ_CPUS <= cpus for cpus in nodes if cpus >= 1)
+        assert shape.actors == sum(math.floor(cpus) for cpus in nodes if cpus >= 1)
+        # each node holds its share of actors with a reading task's CPUs and some to spare; a node Ray packs
+        # with more leaves another with fewer, so some node always has room to read (ray-project/ray#44687)
+        assert all(math.floor(cpus) * shape.cpus + READ_CPUS + SPARE_CPUS <= cpus for cpus in nodes if cpus >= 1)
     with pytest.raises(BadSettingError, match="at least 1 CPU"):
         pool_shape([0.5])
 
@@ -87,7 +89,7 @@ def test_a_rerun_commits_what_landed_before_a_stop_without_computing_it_again(
     with Engine.open(tmp_path / "home", batch_size=4) as engine:
         engine.ingest(images, progress=False)
         runner = RayRunner(engine.settings, cluster.address)
-        assert runner.shape == PoolShape(actors=2, cpus=0.5, threads=1)  # one a node, beside the readers
+        assert runner.shape == PoolShape(actors=2, cpus=0.25, threads=1)  # one a node, beside the readers
         pins = engine.catalog.pins_without_features(engine.feature_key)
         batches = runner.embed(engine.feature_key, pins, progress=False)
         first = next(batches)  # landed as Parquet, then the job stops before the catalog commits it

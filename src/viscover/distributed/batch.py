@@ -1,9 +1,8 @@
 """Batch jobs on Ray Data (issue 15): `viscover index --ray` and `viscover objects --ray`.
 
-Reading and decoding run as Ray tasks. The model runs in a pool of actors. Each actor holds one ONNX Runtime
-session (and, for objects, one detector) on as many threads as the CPUs it reserves. The pool stays below the
-cluster's CPUs, so the reading tasks always have a CPU: a pool that takes every CPU hangs the dataset
-(ray-project/ray#44687).
+Reading and decoding run as Ray tasks. The model runs in a pool of actors, one per core, each holding one
+ONNX Runtime session (and, for objects, one detector) on one thread. Every node keeps room for a reading task
+beside its actors: a pool that takes every CPU hangs the dataset (ray-project/ray#44687).
 
 What the actors produce lands as Parquet under HOME/batch/, partitioned by shard (`key % cluster_shards`, as
 `viscover shard` splits), one file per batch written whole. This process, the home's one writer, commits each
@@ -44,7 +43,8 @@ from viscover.storage import atomic_path
 
 log = logging.getLogger(__name__)
 
-READ_CPUS = 0.5  # the CPU share kept free beside the model actors for reading and decoding tasks
+READ_CPUS = 0.5  # the CPU share a reading and decoding task reserves
+SPARE_CPUS = 0.25  # kept free on each node beyond a reading task, for small reservations (shard servers: 0.05)
 PINS_PER_DETECTION_BLOCK = 4  # a pin takes a detector actor about a second (86 crops embedded with windows)
 
 
@@ -58,13 +58,15 @@ class PoolShape:
 
 
 def pool_shape(node_cpus: Sequence[float]) -> PoolShape:
-    """One single-threaded model actor per whole CPU of the nodes, each reserving an equal share of what a node
-    has left once READ_CPUS is kept for the reading tasks. Sessions on one thread each never wait on each other
-    while a reading task holds a core (docs/results/cluster.md: 2 such actors beat one on 2 threads)."""
+    """One single-threaded model actor per whole CPU of the nodes of 1 CPU or more, each reserving the same
+    share: the smallest, over those nodes, of what a node has left for each of its actors once READ_CPUS and
+    SPARE_CPUS are kept free. However Ray packs the actors, a full node still has room for a reading task.
+    Sessions on one thread never wait on each other while a reading task holds a core (docs/results/cluster.md:
+    2 such actors beat one on 2 threads)."""
     nodes = [cpus for cpus in node_cpus if cpus >= 1]
     if not nodes:
         raise BadSettingError(f"a Ray batch job needs a node with at least 1 CPU; the cluster's have {node_cpus}")
-    share = min((cpus - READ_CPUS) / math.floor(cpus) for cpus in nodes)
+    share = min((cpus - READ_CPUS - SPARE_CPUS) / math.floor(cpus) for cpus in nodes)
     return PoolShape(sum(math.floor(cpus) for cpus in nodes), share, 1)
 
 

@@ -6,6 +6,7 @@ indexed photo is embedded from the same pixels and lands at distance 0."""
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import math
 import urllib.request
@@ -43,8 +44,8 @@ def read_bytes(location: str, timeout_s: float = 20.0) -> bytes:
         try:
             with urllib.request.urlopen(location, timeout=timeout_s) as response:
                 data = response.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            raise BadImageError(f"{location}: download failed ({exc})") from exc
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # also a malformed URL or port
+            raise BadImageError(f"{location}: download failed ({type(exc).__name__}: {exc})") from exc
     else:
         path = Path(location)
         if not path.is_file():

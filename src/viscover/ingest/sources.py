@@ -120,6 +120,8 @@ def _row_to_source(row: dict, base: Path, where: str) -> PinSource | SourceError
     location = _first(row, IMAGE_COLUMNS)
     if not location:
         return SourceError(where, f"missing image; expected one of {', '.join(IMAGE_COLUMNS)}")
+    if "\x00" in location:
+        return SourceError(where, f"{location!r}: the image location holds a NUL byte, which no file name or URL can")
     if not location.startswith(("http://", "https://")) and not Path(location).is_absolute():
         location = str((base / location).resolve())
     boards = row.get("boards") or row.get("board") or ()
