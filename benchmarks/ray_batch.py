@@ -62,6 +62,9 @@ class FirstBatchTimed:
     def detect(self, *args):
         return self._timed("objects", self.runner.detect(*args))
 
+    def published(self, *args):
+        self.runner.published(*args)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

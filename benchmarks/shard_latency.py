@@ -6,7 +6,9 @@ Codes are seeded random 256-bit codes: exact search (`BFlat`) costs the same wha
 query is one search of k=10, one at a time, from this process: the single index on one FAISS thread, as the
 serving path searches; the shards through `RayShardedIndex.search`, which sends the query to every shard
 server at once and merges their answers. 1 shard on Ray measures the scatter-gather overhead alone. On this
-2-core machine, 4 shard servers share 2 cores, so the numbers show overhead, not speed-up.
+2-core machine, 4 shard servers share 2 cores, so the numbers show overhead, not speed-up. Each split is built
+as `viscover shard --ray` builds it, and timed: the codes land as Parquet by shard, then a Ray task per shard
+builds its file from its partition.
 
     python benchmarks/shard_latency.py --sizes 1000000 10000000 --out docs/results/cluster.md
 """
@@ -23,10 +25,10 @@ import numpy as np
 import ray
 from serve_latency import append_report
 
-from viscover.distributed import connect, serve_shards
+from viscover.distributed import connect, run_on_ray, serve_shards
 from viscover.features import Binarizer
 from viscover.index import VectorIndex, VisualIndex
-from viscover.index.shards import write_shards
+from viscover.index.shards import land_codes, write_shards
 from viscover.threads import limit_threads
 
 CHUNK = 1_000_000
@@ -67,7 +69,7 @@ def main() -> None:
         "\n| codes | where | p50 ms | p99 ms | p50 over the single index |",
         "|---:|---|---:|---:|---:|",
     ]
-    memory = []
+    memory, builds = [], []
     for size in args.sizes:
         limit_threads(1)
         before = resident_bytes()
@@ -83,7 +85,13 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix="viscover-shards-"))
         try:
             for shards in args.shards:
-                write_shards(VisualIndex("random", binarizer, codes, size), folder / str(shards), shards)
+                index = VisualIndex("random", binarizer, codes, size)
+                start = time.perf_counter()
+                landing = land_codes(index, folder / f"codes-{shards}", shards)
+                landed = time.perf_counter()
+                write_shards(index, landing, folder / str(shards), run_on_ray)
+                built = time.perf_counter()
+                builds.append(f"| {size:,} | {shards} | {landed - start:.2f} s | {built - landed:.2f} s |")
                 served = serve_shards(folder / str(shards)).codes
                 rows.append(
                     (
@@ -103,6 +111,8 @@ def main() -> None:
             lines.append(line)
         del codes
     lines += ["", "| codes | resident memory per 1M codes (BFlat with its id map) |", "|---:|---:|", *memory]
+    lines += ["", "| codes | shards | codes landed as Parquet (this process) | shards built (a Ray task each) |"]
+    lines += ["|---:|---:|---:|---:|", *builds]
     append_report(args.out, lines)
 
 

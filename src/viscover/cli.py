@@ -484,21 +484,35 @@ def shard_command(
     out: Annotated[
         Path | None, typer.Option(help="folder for the shards (default HOME/index/shards/KIND-GENERATION)")
     ] = None,
+    on_ray: Annotated[
+        str | None, typer.Option("--ray", help="build each shard as a Ray task: `local` or a Ray cluster's address")
+    ] = None,
 ) -> None:
-    """Split the published index by key (key % shards) into FAISS binary index files, to serve apart."""
-    from viscover.index.shards import write_shards
+    """Split the published index by key (key % shards) into FAISS binary index files, to serve apart: its codes
+    land as Parquet by shard (unless they landed already), then one task per shard builds its file."""
+    from viscover.index.shards import land_generation_codes, run_in_threads, write_shards
 
     if kind not in ("visual", "objects"):
         raise BadArgumentError(f"--kind must be visual or objects, got {kind!r}")
     settings = _settings()
+    run_tasks = run_in_threads
+    if on_ray is not None:
+        try:
+            from viscover.distributed import connect, run_on_ray
+        except ImportError:
+            raise BadSettingError("--ray needs Ray: pip install 'viscover[cluster]'") from None
+        connect(None if on_ray == "local" else on_ray)
+        run_tasks = run_on_ray
     with Searcher(settings) as searcher:
         snapshot = searcher.snapshot()
         index = searcher.require_index(getattr(snapshot, kind), "index" if kind == "visual" else "object index")
-        folder = out or settings.index_dir / "shards" / f"{kind}-{snapshot.generation.number}"
-        write_shards(index, folder, shards)
+        number = snapshot.generation.number
+        landing = land_generation_codes(index, settings.home, kind, number, shards)
+        folder = out or settings.index_dir / "shards" / f"{kind}-{number}"
+        built = write_shards(index, landing, folder, run_tasks)
     typer.echo(
-        f"shard: {len(index.codes)} {kind} codes of index generation {snapshot.generation.number} in {shards} "
-        f"shards under {folder}"
+        f"shard: {len(index.codes)} {kind} codes of index generation {number} in {built} shards under {folder}, "
+        f"built from their codes landed by shard under {landing}"
     )
 
 

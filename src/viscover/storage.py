@@ -1,21 +1,23 @@
 """Safe writes under a home: atomic file replacement, and the single-writer lock.
 
-A file is written under a temporary name beside its target, then renamed over it, so a crash never leaves a
-half-written index, model or checkpoint. Every job that changes a home (ingest, index, objects, delete,
-migrations) holds the home's write lock, an `fcntl.flock` that the OS releases when the process dies, so a
-SIGKILLed writer never leaves a stale lock behind.
+A file (or a folder of files) is written under a temporary name beside its target, then renamed over it, so a
+crash never leaves a half-written index, model or checkpoint. Every job that changes a home (ingest, index,
+objects, delete, migrations) holds the home's write lock, an `fcntl.flock` that the OS releases when the
+process dies, so a SIGKILLed writer never leaves a stale lock behind.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,29 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_folder(folder: Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a fresh folder to fill; on success it becomes `folder` whole (replacing one there, if `replace`),
+    on failure it is removed. When another process renamed its own into place at the same moment, theirs is
+    kept."""
+    partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.partial")
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        if replace and folder.is_dir():
+            old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.old")
+            with suppress(FileNotFoundError):  # another process moved it first
+                folder.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            partial.rename(folder)
+        except OSError:  # another process put its folder there first
+            if not folder.is_dir():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 @dataclass

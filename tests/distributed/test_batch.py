@@ -1,8 +1,9 @@
 """`index --ray` and `objects --ray` on the two-node test cluster compute what the in-process jobs compute, land
-it as Parquet by shard, and resume from what landed."""
+it (and the published codes) as Parquet by shard, and resume from what landed; shards build from those codes."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -22,6 +23,7 @@ from viscover import Engine  # noqa: E402
 from viscover.distributed import PoolShape, RayRunner, pool_shape  # noqa: E402
 from viscover.distributed.batch import READ_CPUS, SPARE_CPUS, _detected_pins, _object_columns, _objects_table  # noqa: E402
 from viscover.errors import BadSettingError  # noqa: E402
+from viscover.index.shards import read_shards  # noqa: E402
 from viscover.search import DetectedPin, index_objects, object_run  # noqa: E402
 
 VISCOVER = Path(sys.executable).parent / "viscover"
@@ -79,6 +81,18 @@ def test_index_on_ray_gives_the_in_process_features_landed_by_shard(
         assert all(key % 3 == shard for key in table["key"].to_pylist())  # as `viscover shard` splits
         landed.update(table["key"].to_pylist())
     assert landed == keys
+    # the published index's codes land by shard too, and `viscover shard --ray` builds each shard from them
+    generation = json.loads((home / "index" / "generation.json").read_text())["generation"]
+    codes = home / "batch" / "codes" / f"visual-{generation}" / "3-shards"
+    written = {path: path.stat().st_mtime_ns for path in codes.rglob("shard=*/*.parquet")}
+    assert len(written) == 3
+    done = subprocess.run(
+        [*run, "shard", "--shards", "3", "--ray", cluster.address], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"in 3 shards under {home / 'index' / 'shards' / f'visual-{generation}'}" in done.stdout
+    assert {path: path.stat().st_mtime_ns for path in codes.rglob("shard=*/*.parquet")} == written
+    assert sorted(read_shards(home / "index" / "shards" / f"visual-{generation}").codes.ids()) == sorted(keys)
 
 
 def test_a_rerun_commits_what_landed_before_a_stop_without_computing_it_again(
@@ -125,3 +139,14 @@ def test_objects_on_ray_store_what_in_process_detection_stores(
         _, want = here.catalog.object_vectors(run)
         _, have = on_ray.catalog.object_vectors(run)
         assert np.abs(have - want).max() <= TOLERANCE * np.abs(want).max()
+        objects = on_ray.published_indexes()["objects"]
+        generation = on_ray.store.current().number
+    landing = (
+        homes["ray"]
+        / "batch"
+        / "codes"
+        / f"objects-{generation}"
+        / f"{min(on_ray.settings.cluster_shards, len(objects.codes))}-shards"
+    )
+    landed = {key for part in landing.glob("shard=*/*.parquet") for key in pq.read_table(part)["key"].to_pylist()}
+    assert landed == set(objects.codes.ids().tolist())  # the object index's codes, by object id

@@ -24,7 +24,7 @@ from viscover import BytesQuery, Searcher  # noqa: E402
 from viscover.distributed import RayShardedIndex, serve_shards  # noqa: E402
 from viscover.errors import BadArgumentError, ShardUnavailableError  # noqa: E402
 from viscover.flashlight import Flashlight  # noqa: E402
-from viscover.index.shards import write_shards  # noqa: E402
+from viscover.index.shards import land_codes, write_shards  # noqa: E402
 from viscover.search import Snapshot  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def test_two_shards_on_two_nodes_answer_as_the_single_index_and_a_killed_one_is_
 ) -> None:
     with Searcher.open(indexed_home) as searcher:
         snapshot = searcher.snapshot()
-        write_shards(snapshot.visual, tmp_path / "shards", 2)
+        write_shards(snapshot.visual, land_codes(snapshot.visual, tmp_path / "codes", 2), tmp_path / "shards")
         served = serve_shards(tmp_path / "shards", resources=["node-a", "node-b"])
         assert isinstance(served.codes, RayShardedIndex) and len(served.codes) == 30
         assert sorted(served.codes.ids()) == sorted(snapshot.visual.codes.ids())

@@ -1,5 +1,6 @@
 """A sharded index answers as the single index does: shards by `key % S` in native FAISS files, memory-mapped,
-merged by (distance, key); `viscover shard` writes them from the published index."""
+merged by (distance, key), each built from its own Parquet partition of the index's landed codes; `viscover
+shard` lands and builds them for the published index."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import caltech_image
@@ -16,7 +18,15 @@ from tests.test_cli import viscover
 from viscover import BytesQuery, Searcher
 from viscover.errors import BadArgumentError, NotIndexedError
 from viscover.index import VectorIndex, VisualIndex
-from viscover.index.shards import ShardedIndex, read_shards, shard_file, write_shards
+from viscover.index.shards import (
+    ShardedIndex,
+    build_shard,
+    land_codes,
+    read_shards,
+    shard_file,
+    stored_codes,
+    write_shards,
+)
 from viscover.search import Snapshot
 
 
@@ -24,7 +34,7 @@ def test_shards_hold_each_key_once_and_search_as_the_single_index(indexed_home: 
     with Searcher.open(indexed_home) as searcher:
         snapshot = searcher.snapshot()
         single = snapshot.visual
-        write_shards(single, tmp_path / "shards", 4)
+        assert write_shards(single, land_codes(single, tmp_path / "codes", 4), tmp_path / "shards") == 4
         sharded = read_shards(tmp_path / "shards")
         assert isinstance(sharded.codes, ShardedIndex) and len(sharded.codes) == len(single.codes) == 30
         for number, shard in enumerate(sharded.codes.shards):
@@ -56,22 +66,68 @@ def test_shards_hold_each_key_once_and_search_as_the_single_index(indexed_home: 
         assert sorted(some.codes.ids()) == sorted(k for k in single.codes.ids() if k % 4 in (1, 3))
 
 
+def test_codes_land_by_shard_and_each_shard_is_built_from_its_own_partition(indexed_home: Path, tmp_path: Path) -> None:
+    with Searcher.open(indexed_home) as searcher:
+        single = searcher.snapshot().visual
+    codes_of = dict(zip(single.codes.ids().tolist(), map(bytes, stored_codes(single.codes)), strict=True))
+    landing = land_codes(single, tmp_path / "codes", 3)
+    for shard in range(3):
+        table = pq.read_table(landing / f"shard={shard}" / "part-0.parquet")
+        keys = table["key"].to_pylist()
+        assert keys and all(key % 3 == shard for key in keys)
+        assert table["code"].to_pylist() == [codes_of[key] for key in keys]
+    written = {path: path.stat().st_mtime_ns for path in landing.rglob("*.parquet")}
+    assert land_codes(single, landing, 3) == landing  # the same index's codes: kept, not written again
+    assert {path: path.stat().st_mtime_ns for path in landing.rglob("*.parquet")} == written
+    # a shard task reads only its own partition: with the others gone, it still builds its file
+    shutil.rmtree(landing / "shard=0")
+    shutil.rmtree(landing / "shard=2")
+    (tmp_path / "one").mkdir()
+    assert build_shard(landing, 1, tmp_path / "one") == sum(key % 3 == 1 for key in codes_of)
+    one = faiss.read_index_binary(str(tmp_path / "one" / shard_file(1, 3)))
+    assert sorted(faiss.vector_to_array(one.id_map).tolist()) == sorted(k for k in codes_of if k % 3 == 1)
+    # another index's codes in the landing: written again before any shard is built from them
+    fewer = VisualIndex(single.model, single.binarizer, VectorIndex.create("BFlat", "hamming", single.bits), 30)
+    keep = [key for key in codes_of if key % 2]
+    fewer.codes.add(np.array(keep), np.array([np.frombuffer(codes_of[k], np.uint8) for k in keep]))
+    with pytest.raises(NotIndexedError, match="not this index's"):
+        write_shards(fewer, landing, tmp_path / "fewer")
+    write_shards(fewer, land_codes(fewer, landing, 3), tmp_path / "fewer")
+    assert sorted(read_shards(tmp_path / "fewer").codes.ids()) == sorted(keep)
+
+
+def test_a_split_that_fails_midway_leaves_the_one_before_whole(indexed_home: Path, tmp_path: Path) -> None:
+    with Searcher.open(indexed_home) as searcher:
+        single = searcher.snapshot().visual
+    landing = land_codes(single, tmp_path / "codes", 2)
+    write_shards(single, landing, tmp_path / "shards")
+
+    def dies_after_one_shard(task, calls):  # a task runner whose second task dies (a node lost)
+        task(*calls[0])
+        raise OSError("node lost")
+
+    with pytest.raises(OSError, match="node lost"):
+        write_shards(single, landing, tmp_path / "shards", dies_after_one_shard)
+    assert sorted(read_shards(tmp_path / "shards").codes.ids()) == sorted(single.codes.ids())
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # nothing half-written left
+
+
 def test_bad_shard_requests_are_clear_errors(indexed_home: Path, tmp_path: Path) -> None:
     with Searcher.open(indexed_home) as searcher:
         single = searcher.snapshot().visual
         for bad in (0, 5000, True):
             with pytest.raises(BadArgumentError, match="shards must be"):
-                write_shards(single, tmp_path / "bad", bad)
-        write_shards(single, tmp_path / "two", 2)
+                land_codes(single, tmp_path / "bad", bad)
+        write_shards(single, land_codes(single, tmp_path / "codes", 2), tmp_path / "two")
         with pytest.raises(BadArgumentError, match="among the 2"):
             read_shards(tmp_path / "two", only=[2])
         with pytest.raises(BadArgumentError, match="sharded already"):
-            write_shards(read_shards(tmp_path / "two"), tmp_path / "again", 2)
+            land_codes(read_shards(tmp_path / "two"), tmp_path / "again", 2)
     with pytest.raises(NotIndexedError, match="viscover shard"):
         read_shards(tmp_path / "nothing")
     approximate = VectorIndex.create("BHNSW8", "hamming", single.bits)
     with pytest.raises(BadArgumentError, match="only exact BFlat indexes are sharded, not 'BHNSW8'"):
-        write_shards(VisualIndex(single.model, single.binarizer, approximate), tmp_path / "hnsw", 2)
+        land_codes(VisualIndex(single.model, single.binarizer, approximate), tmp_path / "hnsw", 2)
     ivf = VectorIndex.create("BIVF64", "hamming", 256)
     with pytest.raises(BadArgumentError, match=r"cannot learn from 10 vectors.*BFlat"):
         ivf.add(np.arange(10), np.zeros((10, 32), np.uint8))
@@ -86,5 +142,8 @@ def test_viscover_shard_writes_the_published_index(indexed_home: Path, tmp_path:
     folder = home / "index" / "shards" / f"visual-{generation}"
     assert f"30 visual codes of index generation {generation} in 3 shards" in done.stdout
     assert len(read_shards(folder).codes) == 30 and len(list(folder.glob("*.faissb"))) == 3
+    landing = home / "batch" / "codes" / f"visual-{generation}" / "3-shards"
+    assert f"landed by shard under {landing}" in done.stdout
+    assert sorted(p.name for p in landing.iterdir()) == ["codes.json", "shard=0", "shard=1", "shard=2"]
     missing = viscover("shard", "--shards", "2", "--kind", "objects", home=home)
     assert missing.returncode != 0 and "viscover objects" in missing.stderr and "Traceback" not in missing.stderr

@@ -2,7 +2,14 @@
 served by Ray actors. Optional (`pip install 'viscover[cluster]'`); nothing in the core imports it."""
 
 from viscover.distributed.batch import Landing, PoolShape, RayRunner, cluster_pool, pool_shape
-from viscover.distributed.shard_servers import ClusterPlacement, RayShardedIndex, ShardServer, connect, serve_shards
+from viscover.distributed.shard_servers import (
+    ClusterPlacement,
+    RayShardedIndex,
+    ShardServer,
+    connect,
+    run_on_ray,
+    serve_shards,
+)
 
 __all__ = [
     "ClusterPlacement",
@@ -14,5 +21,6 @@ __all__ = [
     "cluster_pool",
     "connect",
     "pool_shape",
+    "run_on_ray",
     "serve_shards",
 ]

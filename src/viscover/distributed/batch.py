@@ -6,7 +6,8 @@ beside its actors: a pool that takes every CPU hangs the dataset (ray-project/ra
 
 What the actors produce lands as Parquet under HOME/batch/, partitioned by shard (`key % cluster_shards`, as
 `viscover shard` splits), one file per batch written whole. This process, the home's one writer, commits each
-batch to the catalog as it arrives. A rerun commits what landed before a stop without computing it again.
+batch to the catalog as it arrives. A rerun commits what landed before a stop without computing it again. Once
+the index is published, its codes land by shard too: what shard builds read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from viscover.detect import create_detector
 from viscover.distributed.shard_servers import connect
 from viscover.errors import BadImageError, BadSettingError
 from viscover.features import EmbeddedBatch, Embedder, Preprocess, load_pixels
+from viscover.index import VisualIndex
+from viscover.index.shards import land_generation_codes
 from viscover.ingest import ObjectRun, Pin, StoredObject, decode_image, read_bytes
 from viscover.search import DetectedPin, detect_pin
 from viscover.storage import atomic_path
@@ -208,6 +211,12 @@ class RayRunner:
                 yield from _detected_pins(done)
                 for row in batch.filter(pc.invert(ok)).select(["key", "error"]).to_pylist():
                     yield DetectedPin(row["key"], failure=row["error"])
+
+    def published(self, kind: str, generation: int, index: VisualIndex) -> None:
+        """Land the codes of the index this job fed by shard (`cluster_shards`): what `viscover shard` and
+        `serve --cluster` build shards from. Only exact indexes are sharded."""
+        if index.codes.spec == "BFlat":
+            land_generation_codes(index, self.settings.home, kind, generation, self.settings.cluster_shards)
 
     def _landing(self, kind: str, name: str) -> Landing:
         folder = re.sub(r"[^A-Za-z0-9_.=,-]", "-", name)

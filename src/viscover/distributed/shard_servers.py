@@ -1,7 +1,7 @@
-"""Search served from Ray actors (issue 15): each actor holds some shards of an index written by `viscover shard`
-(FAISS files), a query's codes go to every actor at once, and the answers are merged by (distance,
-key), as `ShardedIndex` merges them in one process. `RayShardedIndex` has the same interface as a `VectorIndex`
-of codes, so a `VisualIndex` over it serves every search route unchanged.
+"""Shards of an index built by Ray tasks and served from Ray actors (issue 15): each actor holds some shards of
+an index written by `viscover shard` (FAISS files), a query's codes go to every actor at once, and the answers
+are merged by (distance, key), as `ShardedIndex` merges them in one process. `RayShardedIndex` has the same
+interface as a `VectorIndex` of codes, so a `VisualIndex` over it serves every search route unchanged.
 
 Each actor searches with one FAISS/OpenMP thread (oversubscribed threads were measured 14-29x slower on shared
 cores) and reserves only a token share of a CPU, so shard servers of several index generations never take the
@@ -15,20 +15,21 @@ import os
 import secrets
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import ray
 
 from viscover.errors import BadArgumentError, BadSettingError, ShardUnavailableError
-from viscover.index.shards import MANIFEST, merge_nearest, read_shards, write_shards
+from viscover.index.shards import MANIFEST, land_generation_codes, merge_nearest, read_shards, write_shards
 from viscover.index.store import Generation
 from viscover.index.visual_index import VisualIndex
 from viscover.threads import limit_threads
 
 SERVER_CPUS = 0.05  # the logical CPU share a shard server reserves: it computes on one thread
 SEARCH_TIMEOUT_S = 10.0  # a shard server slower than this counts as down
+BUILD_CPUS = 0.25  # the logical CPU share a shard build task reserves: it reads Parquet and adds codes
 RESTARTS = -1  # a shard server that dies is started again, as often as it takes (it reloads its shards)
 
 
@@ -52,6 +53,12 @@ def connect(address: str | None = None) -> None:
             f"cluster: cannot start or join {where} ({type(exc).__name__}: {exc}); check the address and the "
             "cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
         ) from None
+
+
+def run_on_ray(task: Callable[..., int], calls: Sequence[tuple]) -> list[int]:
+    """Run `task(*call)` for each call as a Ray task of its own (`write_shards`' task runner on a cluster)."""
+    remote = ray.remote(num_cpus=BUILD_CPUS)(task)
+    return ray.get([remote.remote(*call) for call in calls])
 
 
 @ray.remote(max_restarts=RESTARTS)
@@ -126,19 +133,21 @@ def serve_shards(directory: Path, servers: int | None = None, resources: Sequenc
 
 class ClusterPlacement:
     """A `Searcher`'s placement for a cluster: each newly published index is split into shards (once, under
-    HOME/index/shards/KIND-GENERATION) and served by Ray actors. The actors and shard files of a generation
-    two back are let go, as the index store keeps the files of the previous generation for readers on it."""
+    HOME/index/shards/KIND-GENERATION, by Ray tasks from its codes landed by shard) and served by Ray actors.
+    The actors and shard files of a generation two back are let go, as the index store keeps the files of the
+    previous generation for readers on it."""
 
-    def __init__(self, directory: Path, shards: int, address: str | None) -> None:
+    def __init__(self, home: Path, directory: Path, shards: int, address: str | None) -> None:
         connect(None if address == "local" else address)
-        self.directory, self.shards = directory, shards
+        self.home, self.directory, self.shards = home, directory, shards
         self._served: dict[str, list[tuple[Path, RayShardedIndex]]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, generation: Generation, kind: str, index: VisualIndex) -> VisualIndex:
         folder = self.directory / f"{kind}-{generation.number}"
         if not (folder / MANIFEST).is_file():
-            write_shards(index, folder, min(self.shards, max(1, len(index.codes))))
+            landing = land_generation_codes(index, self.home, kind, generation.number, self.shards)
+            write_shards(index, landing, folder, run_on_ray)
         served = serve_shards(folder)
         with self._lock:
             before = self._served.get(kind, [])

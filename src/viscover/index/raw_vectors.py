@@ -8,9 +8,6 @@ merges the chunks' answers by (distance, key), as the shards of a binary index m
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import faiss
 import numpy as np
 
 from viscover.index.shards import merge_nearest
+from viscover.storage import atomic_folder
 
 READ_CHUNK = 16_384  # vectors read from the catalog at a time while the file is written
 SEARCH_CHUNK = 65_536  # rows one FAISS call compares the queries with (a view of the mapped file, not a copy)
@@ -43,9 +41,7 @@ class RawVectors:
         """Write the vectors `read(ids)` returns (scaled as `metric` searches them) and their keys into a new
         folder renamed to `folder` whole, reading `READ_CHUNK` at a time; then open it. When another process
         renamed its own first, that one is opened (both hold the same vectors). `ids` must all be readable."""
-        partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.partial")
-        partial.mkdir(parents=True)
-        try:
+        with atomic_folder(folder, replace=False) as partial:
             np.save(partial / KEYS, np.asarray(ids, dtype=np.int64), allow_pickle=False)
             matrix = None
             for start in range(0, len(ids), READ_CHUNK):
@@ -61,13 +57,6 @@ class RawVectors:
                 raise ValueError("no vectors to write")
             matrix.flush()
             del matrix
-            try:
-                os.rename(partial, folder)
-            except OSError:  # another process put its folder there first
-                if not folder.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
         return cls.open(folder, metric)
 
     @classmethod

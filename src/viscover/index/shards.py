@@ -1,6 +1,9 @@
 """A binary index split into shards for serving beyond one machine (issue 15): each pin goes to shard
 `key % S` (its catalog key: stable across processes and runs, unlike Python's salted `hash()`), each shard is a
 native FAISS binary index file written and read by FAISS's own functions, and the binarizer lies beside them.
+
+A split is built in two steps: the index's codes land as Parquet partitioned by shard (`land_codes`), then one
+task per shard builds its file from its own partition (`write_shards`), on threads here or on Ray tasks.
 `ShardedIndex` searches every shard and merges by (distance, key), so it answers as the single index does and
 can stand wherever a `VectorIndex` of codes does. Only exact (`BFlat`) indexes are sharded: an approximate one
 would learn its lists or graph again per shard and answer differently.
@@ -9,22 +12,27 @@ would learn its lists or graph again per shard and answer differently.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from viscover.errors import BadArgumentError, NotIndexedError
 from viscover.features.binarize import Binarizer
 from viscover.index.vector_index import VectorIndex
 from viscover.index.visual_index import VisualIndex
+from viscover.storage import atomic_folder
 
 MANIFEST = "shards.json"
+CODES_MANIFEST = "codes.json"
+LANDING_ROWS = 65_536  # codes written to, and read from, a shard's Parquet file at a time
 BINARIZER = "binarizer.npz"
 FORMAT_VERSION = 1
 
@@ -85,14 +93,103 @@ def merge_nearest(
 
 
 def stored_codes(codes: VectorIndex) -> np.ndarray:
-    """The packed codes an exact binary index holds, in the order of its `ids()`."""
+    """The packed codes an exact binary index holds, in the order of its `ids()`: a view of FAISS's own array
+    (no copy), valid while `codes` lives."""
     inner = faiss.downcast_IndexBinary(codes.faiss_index.index)
-    return inner.reconstruct_n(0, len(codes)) if len(codes) else np.zeros((0, codes.dim // 8), np.uint8)
+    return faiss.rev_swig_ptr(inner.xb.data(), inner.ntotal * inner.code_size).reshape(-1, inner.code_size)
 
 
-def write_shards(index: VisualIndex, directory: Path, shards: int) -> Path:
-    """Split `index` into `shards` FAISS binary index files under `directory` (one task per shard), with its
-    binarizer and a manifest beside them; the manifest is written last, so a directory with one is whole."""
+def land_generation_codes(index: VisualIndex, home: Path, kind: str, generation: int, shards: int) -> Path:
+    """Land the codes of published index generation `generation` in at most `shards` shards (no more than it has
+    codes) under HOME/batch/codes/KIND-GENERATION/S-shards, and drop the landings of the generations before the
+    previous one (the index store keeps the previous generation's files too)."""
+    root = home / "batch" / "codes"
+    shards = min(shards, max(1, len(index.codes)))
+    folder = land_codes(index, root / f"{kind}-{generation}" / f"{shards}-shards", shards)
+    for old in root.glob(f"{kind}-*"):
+        number = old.name.removeprefix(f"{kind}-")
+        if number.isdigit() and int(number) < generation - 1:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def land_codes(index: VisualIndex, folder: Path, shards: int) -> Path:
+    """The codes of `index` as Parquet partitioned by shard (`folder/shard=N/part-0.parquet`: keys and codes,
+    written `LANDING_ROWS` rows at a time), with `codes.json` saying whose codes they are: what shard builds
+    read. Codes that landed already for this very index are kept; otherwise the folder is written whole."""
+    _check_shardable(index, shards)
+    keys, codes = index.codes.ids(), stored_codes(index.codes)
+    identity = {
+        **_identity(index),
+        "shards": shards,
+        "crc32": zlib.crc32(codes, zlib.crc32(keys)),  # the same keys and codes, not only as many
+    }
+    if _read_json(folder / CODES_MANIFEST) == identity:
+        return folder
+    home = shard_of(keys, shards)
+    order = np.argsort(home, kind="stable")
+    bounds = np.searchsorted(home[order], np.arange(shards + 1))
+    schema = pa.schema([("key", pa.int64()), ("code", pa.binary(codes.shape[1]))])
+    with atomic_folder(folder) as building:
+        for shard in range(shards):
+            mine = order[bounds[shard] : bounds[shard + 1]]
+            (building / f"shard={shard}").mkdir()
+            with pq.ParquetWriter(building / f"shard={shard}" / "part-0.parquet", schema) as writer:
+                for start in range(0, len(mine), LANDING_ROWS):
+                    rows = mine[start : start + LANDING_ROWS]
+                    column = pa.FixedSizeBinaryArray.from_buffers(
+                        schema.field("code").type, len(rows), [None, pa.py_buffer(codes[rows].tobytes())]
+                    )
+                    writer.write_table(pa.table([pa.array(keys[rows]), column], schema=schema))
+        (building / CODES_MANIFEST).write_text(json.dumps(identity, indent=1))
+    return folder
+
+
+def build_shard(landing: Path, shard: int, out: Path) -> int:
+    """Write shard `shard`'s FAISS binary index file into `out` from its partition of the codes landed under
+    `landing` (one task of a shard build: it reads only its own partition); returns how many codes it holds."""
+    manifest = _read_json(landing / CODES_MANIFEST)
+    part = VectorIndex.create(manifest["spec"], "hamming", manifest["bits"])
+    width = manifest["bits"] // 8
+    for batch in pq.ParquetFile(landing / f"shard={shard}" / "part-0.parquet").iter_batches(LANDING_ROWS):
+        column = batch.column("code")
+        codes = np.frombuffer(column.buffers()[1], np.uint8)[
+            column.offset * width : (column.offset + len(column)) * width
+        ]
+        part.add(batch.column("key").to_numpy(), codes.reshape(len(column), width))
+    faiss.write_index_binary(part.faiss_index, str(out / shard_file(shard, manifest["shards"])))
+    return len(part)
+
+
+TaskRunner = Callable[[Callable[..., int], Sequence[tuple]], list[int]]
+
+
+def run_in_threads(task: Callable[..., int], calls: Sequence[tuple]) -> list[int]:
+    """Run `task(*call)` for each call on a few threads of this process (the results in order)."""
+    with ThreadPoolExecutor(max(1, min(len(calls), 4))) as pool:
+        return list(pool.map(lambda call: task(*call), calls))
+
+
+def write_shards(index: VisualIndex, landing: Path, directory: Path, run_tasks: TaskRunner = run_in_threads) -> int:
+    """Build the shards of `index` under `directory` from its codes landed under `landing` (`land_codes`), one
+    task per shard (`run_tasks`: threads here, or Ray tasks), with its binarizer and a manifest beside them;
+    returns how many shards. The folder is written whole, so a directory with a manifest holds every shard."""
+    landed = _read_json(landing / CODES_MANIFEST)
+    if landed is None or {name: landed[name] for name in _identity(index)} != _identity(index):
+        raise NotIndexedError(f"the codes under {landing} are not this index's; land them first (land_codes)")
+    shards = landed["shards"]
+    with atomic_folder(directory) as building:
+        held = run_tasks(build_shard, [(landing, shard, building) for shard in range(shards)])
+        if sum(held) != len(index.codes):
+            raise NotIndexedError(f"the shards hold {sum(held)} codes, the index {len(index.codes)}: land them again")
+        with (building / BINARIZER).open("wb") as handle:
+            np.savez(handle, **index.binarizer.to_arrays())
+        manifest = {**_identity(index), "version": FORMAT_VERSION, "shards": shards}
+        (building / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return shards
+
+
+def _check_shardable(index: VisualIndex, shards: int) -> None:
     if isinstance(index.codes, ShardedIndex):
         raise BadArgumentError("the index is sharded already")
     if index.codes.spec != "BFlat":
@@ -102,37 +199,24 @@ def write_shards(index: VisualIndex, directory: Path, shards: int) -> Path:
         )
     if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= 4096:
         raise BadArgumentError(f"shards must be a whole number from 1 to 4096, got {shards!r}")
-    # written whole into a fresh folder, then moved into place: a reader never sees a half-written split
-    building = directory.with_name(f".{directory.name}.{os.getpid()}.building")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    keys, codes = index.codes.ids(), stored_codes(index.codes)
-    home = shard_of(keys, shards)
 
-    def write(shard: int) -> None:
-        part = VectorIndex.create(index.codes.spec, "hamming", index.bits)
-        mine = home == shard
-        part.add(keys[mine], codes[mine])
-        faiss.write_index_binary(part.faiss_index, str(building / shard_file(shard, shards)))
 
-    with ThreadPoolExecutor(min(shards, 4)) as pool:
-        list(pool.map(write, range(shards)))
-    with (building / BINARIZER).open("wb") as handle:
-        np.savez(handle, **index.binarizer.to_arrays())
-    manifest = {
-        "version": FORMAT_VERSION,
+def _identity(index: VisualIndex) -> dict[str, object]:
+    """What tells one index's codes from another's, as the manifests record it."""
+    return {
         "model": index.model,
         "spec": index.codes.spec,
         "bits": index.bits,
         "fitted_on": index.fitted_on,
-        "shards": shards,
-        "pins": len(keys),
+        "pins": len(index.codes),
     }
-    (building / MANIFEST).write_text(json.dumps(manifest, indent=1))
-    if directory.exists():
-        shutil.rmtree(directory)
-    building.rename(directory)
-    return directory
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 def read_shards(directory: Path, only: Sequence[int] | None = None, count: int | None = None) -> VisualIndex:

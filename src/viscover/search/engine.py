@@ -49,6 +49,10 @@ class BatchRunner(Protocol):
         """The objects of object run `run` in each of `pins`, pin by pin."""
         ...
 
+    def published(self, kind: str, generation: int, index: VisualIndex) -> None:
+        """Told by the writer once it published the index a job fed (a Ray runner lands its codes by shard)."""
+        ...
+
 
 @dataclass(frozen=True)
 class AddedPin:
@@ -165,7 +169,9 @@ class Engine:
             report = self.extract(self.settings.backbone, self.settings.layer, progress, runner)
             visual, status = self._updated_visual_index(report.model, self.published_indexes().get("visual"))
             if status != "unchanged":
-                self.store.publish(visual=visual)
+                generation = self.store.publish(visual=visual)
+                if runner is not None and visual is not None:
+                    runner.published("visual", generation.number, visual)
             if visual is not None:
                 report.indexed, report.bits, report.rebuilt = len(visual.codes), visual.bits, status == "rebuilt"
             return report

@@ -107,7 +107,9 @@ def index_objects(
         if indexed is None or not np.array_equal(indexed, engine.catalog.object_ids(run)):
             rebuilt = _object_index(engine, run)  # stored objects changed (or a delete died before publishing)
             if rebuilt is not None or visual is not None:
-                engine.store.publish(objects=rebuilt)
+                generation = engine.store.publish(objects=rebuilt)
+                if runner is not None and rebuilt is not None:
+                    runner.published("objects", generation.number, rebuilt)
             visual = rebuilt
         report.indexed = len(visual.codes) if visual else 0
         return report

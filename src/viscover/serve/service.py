@@ -252,7 +252,7 @@ def cluster_placement(settings: Settings) -> Placement | None:
         raise BadSettingError(
             f"cluster: serving from Ray needs the cluster extra ({exc}): pip install 'viscover[cluster]'"
         ) from None
-    return ClusterPlacement(settings.index_dir / "shards", settings.cluster_shards, settings.cluster)
+    return ClusterPlacement(settings.home, settings.index_dir / "shards", settings.cluster_shards, settings.cluster)
 
 
 def query_digest(query: Query) -> str:
