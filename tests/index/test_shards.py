@@ -86,14 +86,21 @@ def test_codes_land_by_shard_and_each_shard_is_built_from_its_own_partition(inde
     assert build_shard(landing, 1, tmp_path / "one") == sum(key % 3 == 1 for key in codes_of)
     one = faiss.read_index_binary(str(tmp_path / "one" / shard_file(1, 3)))
     assert sorted(faiss.vector_to_array(one.id_map).tolist()) == sorted(k for k in codes_of if k % 3 == 1)
-    # another index's codes in the landing: written again before any shard is built from them
-    fewer = VisualIndex(single.model, single.binarizer, VectorIndex.create("BFlat", "hamming", single.bits), 30)
-    keep = [key for key in codes_of if key % 2]
-    fewer.codes.add(np.array(keep), np.array([np.frombuffer(codes_of[k], np.uint8) for k in keep]))
-    with pytest.raises(NotIndexedError, match="not this index's"):
-        write_shards(fewer, landing, tmp_path / "fewer")
-    write_shards(fewer, land_codes(fewer, landing, 3), tmp_path / "fewer")
-    assert sorted(read_shards(tmp_path / "fewer").codes.ids()) == sorted(keep)
+    # another index's codes in the landing (fewer pins; as many, one code changed): landed again before any
+    # shard is built from them
+    for keep, flip in (([key for key in codes_of if key % 2], None), (list(codes_of), min(codes_of))):
+        other = VisualIndex(single.model, single.binarizer, VectorIndex.create("BFlat", "hamming", single.bits), 30)
+        codes = np.array([np.frombuffer(codes_of[key], np.uint8) ^ (key == flip) for key in keep], np.uint8)
+        other.codes.add(np.array(keep), codes)
+        with pytest.raises(NotIndexedError, match="not this index's"):
+            write_shards(other, landing, tmp_path / "other")
+        write_shards(other, land_codes(other, landing, 3), tmp_path / "other")
+        got = {
+            key: bytes(code)
+            for shard in read_shards(tmp_path / "other").codes.shards
+            for key, code in zip(shard.ids().tolist(), stored_codes(shard), strict=True)
+        }
+        assert got == {key: bytes(code) for key, code in zip(keep, codes, strict=True)}
 
 
 def test_a_split_that_fails_midway_leaves_the_one_before_whole(indexed_home: Path, tmp_path: Path) -> None:

@@ -118,14 +118,10 @@ def land_codes(index: VisualIndex, folder: Path, shards: int) -> Path:
     written `LANDING_ROWS` rows at a time), with `codes.json` saying whose codes they are: what shard builds
     read. Codes that landed already for this very index are kept; otherwise the folder is written whole."""
     _check_shardable(index, shards)
-    keys, codes = index.codes.ids(), stored_codes(index.codes)
-    identity = {
-        **_identity(index),
-        "shards": shards,
-        "crc32": zlib.crc32(codes, zlib.crc32(keys)),  # the same keys and codes, not only as many
-    }
+    identity = _landed_identity(index, shards)
     if _read_json(folder / CODES_MANIFEST) == identity:
         return folder
+    keys, codes = index.codes.ids(), stored_codes(index.codes)
     home = shard_of(keys, shards)
     order = np.argsort(home, kind="stable")
     bounds = np.searchsorted(home[order], np.arange(shards + 1))
@@ -151,12 +147,15 @@ def build_shard(landing: Path, shard: int, out: Path) -> int:
     manifest = _read_json(landing / CODES_MANIFEST)
     part = VectorIndex.create(manifest["spec"], "hamming", manifest["bits"])
     width = manifest["bits"] // 8
-    for batch in pq.ParquetFile(landing / f"shard={shard}" / "part-0.parquet").iter_batches(LANDING_ROWS):
-        column = batch.column("code")
-        codes = np.frombuffer(column.buffers()[1], np.uint8)[
-            column.offset * width : (column.offset + len(column)) * width
-        ]
-        part.add(batch.column("key").to_numpy(), codes.reshape(len(column), width))
+    try:
+        for batch in pq.ParquetFile(landing / f"shard={shard}" / "part-0.parquet").iter_batches(LANDING_ROWS):
+            column = batch.column("code")
+            codes = np.frombuffer(column.buffers()[1], np.uint8)[
+                column.offset * width : (column.offset + len(column)) * width
+            ]
+            part.add(batch.column("key").to_numpy(), codes.reshape(len(column), width))
+    except (OSError, pa.ArrowException) as exc:
+        raise NotIndexedError(f"shard {shard} of the codes landed under {landing} cannot be read ({exc})") from None
     faiss.write_index_binary(part.faiss_index, str(out / shard_file(shard, manifest["shards"])))
     return len(part)
 
@@ -174,10 +173,10 @@ def write_shards(index: VisualIndex, landing: Path, directory: Path, run_tasks: 
     """Build the shards of `index` under `directory` from its codes landed under `landing` (`land_codes`), one
     task per shard (`run_tasks`: threads here, or Ray tasks), with its binarizer and a manifest beside them;
     returns how many shards. The folder is written whole, so a directory with a manifest holds every shard."""
-    landed = _read_json(landing / CODES_MANIFEST)
-    if landed is None or {name: landed[name] for name in _identity(index)} != _identity(index):
+    landed = _read_json(landing / CODES_MANIFEST) or {}
+    shards = landed.get("shards")
+    if landed != _landed_identity(index, shards):
         raise NotIndexedError(f"the codes under {landing} are not this index's; land them first (land_codes)")
-    shards = landed["shards"]
     with atomic_folder(directory) as building:
         held = run_tasks(build_shard, [(landing, shard, building) for shard in range(shards)])
         if sum(held) != len(index.codes):
@@ -210,6 +209,13 @@ def _identity(index: VisualIndex) -> dict[str, object]:
         "fitted_on": index.fitted_on,
         "pins": len(index.codes),
     }
+
+
+def _landed_identity(index: VisualIndex, shards: int) -> dict[str, object]:
+    """What `codes.json` records: the index's identity, the split, and a CRC-32 of its keys and codes (the same
+    codes, not only as many)."""
+    keys, codes = index.codes.ids(), stored_codes(index.codes)
+    return {**_identity(index), "shards": shards, "crc32": zlib.crc32(codes, zlib.crc32(keys))}
 
 
 def _read_json(path: Path) -> dict | None:
