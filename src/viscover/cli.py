@@ -490,7 +490,7 @@ def shard_command(
 ) -> None:
     """Split the published index by key (key % shards) into FAISS binary index files, to serve apart: its codes
     land as Parquet by shard (unless they landed already), then one task per shard builds its file."""
-    from viscover.index.shards import land_generation_codes, run_in_threads, write_shards
+    from viscover.index.shards import run_in_threads, shard_index
 
     if kind not in ("visual", "objects"):
         raise BadArgumentError(f"--kind must be visual or objects, got {kind!r}")
@@ -507,9 +507,8 @@ def shard_command(
         snapshot = searcher.snapshot()
         index = searcher.require_index(getattr(snapshot, kind), "index" if kind == "visual" else "object index")
         number = snapshot.generation.number
-        landing = land_generation_codes(index, settings.home, kind, number, shards)
         folder = out or settings.index_dir / "shards" / f"{kind}-{number}"
-        built = write_shards(index, landing, folder, run_tasks)
+        built, landing = shard_index(index, snapshot.generation.name(kind), settings.home, folder, shards, run_tasks)
     typer.echo(
         f"shard: {len(index.codes)} {kind} codes of index generation {number} in {built} shards under {folder}, "
         f"built from their codes landed by shard under {landing}"

@@ -53,6 +53,10 @@ class NotIndexedError(ViscoverError):
     """A search asked of a catalog whose index has not been built yet."""
 
 
+class DamagedLandingError(NotIndexedError):
+    """Codes landed for a shard build that cannot be read, or differ from what landed: they land again."""
+
+
 class NotEnoughDataError(ViscoverError):
     """Too few vectors or images to learn from (a binarizer, a split)."""
 

@@ -43,18 +43,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_folder(folder: Path, replace: bool = True) -> Iterator[Path]:
-    """Yield a fresh folder to fill; on success it becomes `folder` whole (replacing one there, if `replace`),
-    on failure it is removed. When another process renamed its own into place at the same moment, theirs is
-    kept."""
+    """Yield a fresh folder to fill; on success it becomes `folder` whole (replacing one there, if `replace`: only
+    between two renames is there none), on failure it is removed. Of two processes' at once, one is kept."""
     partial = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.partial")
     partial.mkdir(parents=True)
+    old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.old")
     try:
         yield partial
-        if replace and folder.is_dir():
-            old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.old")
-            with suppress(FileNotFoundError):  # another process moved it first
+        if replace:
+            with suppress(FileNotFoundError):  # none there, or another process moved it first
                 folder.rename(old)
-            shutil.rmtree(old, ignore_errors=True)
         try:
             partial.rename(folder)
         except OSError:  # another process put its folder there first
@@ -62,6 +60,7 @@ def atomic_folder(folder: Path, replace: bool = True) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclass

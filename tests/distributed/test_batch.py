@@ -140,13 +140,9 @@ def test_objects_on_ray_store_what_in_process_detection_stores(
         _, have = on_ray.catalog.object_vectors(run)
         assert np.abs(have - want).max() <= TOLERANCE * np.abs(want).max()
         objects = on_ray.published_indexes()["objects"]
-        generation = on_ray.store.current().number
+        name = on_ray.store.current().name("objects")
     landing = (
-        homes["ray"]
-        / "batch"
-        / "codes"
-        / f"objects-{generation}"
-        / f"{min(on_ray.settings.cluster_shards, len(objects.codes))}-shards"
+        homes["ray"] / "batch" / "codes" / name / f"{min(on_ray.settings.cluster_shards, len(objects.codes))}-shards"
     )
     landed = {key for part in landing.glob("shard=*/*.parquet") for key in pq.read_table(part)["key"].to_pylist()}
     assert landed == set(objects.codes.ids().tolist())  # the object index's codes, by object id

@@ -5,29 +5,41 @@ shard` lands and builds them for the published index."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import faiss
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import caltech_image
 from tests.test_cli import viscover
 from viscover import BytesQuery, Searcher
-from viscover.errors import BadArgumentError, NotIndexedError
+from viscover.errors import BadArgumentError, DamagedLandingError, NotIndexedError
 from viscover.index import VectorIndex, VisualIndex
 from viscover.index.shards import (
     ShardedIndex,
     build_shard,
     land_codes,
+    land_index_codes,
     read_shards,
     shard_file,
+    shard_index,
     stored_codes,
     write_shards,
 )
 from viscover.search import Snapshot
+
+
+def codes_by_key(indexes: list[VectorIndex]) -> dict[int, bytes]:
+    return {
+        key: bytes(code)
+        for index in indexes
+        for key, code in zip(index.ids().tolist(), stored_codes(index), strict=True)
+    }
 
 
 def test_shards_hold_each_key_once_and_search_as_the_single_index(indexed_home: Path, tmp_path: Path) -> None:
@@ -83,7 +95,8 @@ def test_codes_land_by_shard_and_each_shard_is_built_from_its_own_partition(inde
     shutil.rmtree(landing / "shard=0")
     shutil.rmtree(landing / "shard=2")
     (tmp_path / "one").mkdir()
-    assert build_shard(landing, 1, tmp_path / "one") == sum(key % 3 == 1 for key in codes_of)
+    rows, _ = build_shard(landing, 1, 3, "BFlat", single.bits, tmp_path / "one")
+    assert rows == sum(key % 3 == 1 for key in codes_of)
     one = faiss.read_index_binary(str(tmp_path / "one" / shard_file(1, 3)))
     assert sorted(faiss.vector_to_array(one.id_map).tolist()) == sorted(k for k in codes_of if k % 3 == 1)
     # another index's codes in the landing (fewer pins; as many, one code changed): landed again before any
@@ -95,12 +108,37 @@ def test_codes_land_by_shard_and_each_shard_is_built_from_its_own_partition(inde
         with pytest.raises(NotIndexedError, match="not this index's"):
             write_shards(other, landing, tmp_path / "other")
         write_shards(other, land_codes(other, landing, 3), tmp_path / "other")
-        got = {
-            key: bytes(code)
-            for shard in read_shards(tmp_path / "other").codes.shards
-            for key, code in zip(shard.ids().tolist(), stored_codes(shard), strict=True)
-        }
+        got = codes_by_key(read_shards(tmp_path / "other").codes.shards)
         assert got == {key: bytes(code) for key, code in zip(keep, codes, strict=True)}
+
+
+def test_a_damaged_landing_is_landed_again_not_built_from(
+    indexed_home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Searcher.open(indexed_home) as searcher:
+        single = searcher.snapshot().visual
+    home, shards = tmp_path / "home", tmp_path / "shards"
+    built, landing = shard_index(single, "visual-4", home, shards, 3)
+    assert built == 3 and landing == (home / "batch" / "codes" / "visual-4" / "3-shards").resolve()
+    # a partition lost: the landing is not whole, so its codes land again
+    shutil.rmtree(landing / "shard=1")
+    shard_index(single, "visual-4", home, shards, 3)
+    assert (landing / "shard=1" / "part-0.parquet").is_file()
+    # a partition with as many rows but other codes: the build's checksums tell, and the codes land again
+    part = landing / "shard=2" / "part-0.parquet"
+    table = pq.read_table(part)
+    zeroed = pa.array([bytes(len(code)) for code in table["code"].to_pylist()], table.schema.field("code").type)
+    pq.write_table(table.set_column(1, "code", zeroed), part)
+    with pytest.raises(DamagedLandingError, match="not what landed"):
+        write_shards(single, landing, tmp_path / "direct")
+    with caplog.at_level(logging.WARNING):
+        shard_index(single, "visual-4", home, shards, 3)
+    assert "landing the codes again" in caplog.text
+    assert codes_by_key(read_shards(shards).codes.shards) == codes_by_key([single.codes])
+    # of the kind's older landings, only the newest before the current one stays
+    for name in ("visual-6", "visual-9"):
+        land_index_codes(single, name, home, 2)
+    assert sorted(path.name for path in (home / "batch" / "codes").iterdir()) == ["visual-6", "visual-9"]
 
 
 def test_a_split_that_fails_midway_leaves_the_one_before_whole(indexed_home: Path, tmp_path: Path) -> None:
@@ -145,11 +183,12 @@ def test_viscover_shard_writes_the_published_index(indexed_home: Path, tmp_path:
     shutil.copytree(indexed_home, home)
     done = viscover("shard", "--shards", "3", home=home)
     assert done.returncode == 0, done.stderr
-    generation = json.loads((home / "index" / "generation.json").read_text())["generation"]
+    published = json.loads((home / "index" / "generation.json").read_text())
+    generation, files = published["generation"], published["files"]
     folder = home / "index" / "shards" / f"visual-{generation}"
     assert f"30 visual codes of index generation {generation} in 3 shards" in done.stdout
     assert len(read_shards(folder).codes) == 30 and len(list(folder.glob("*.faissb"))) == 3
-    landing = home / "batch" / "codes" / f"visual-{generation}" / "3-shards"
+    landing = home / "batch" / "codes" / Path(files["visual"]).stem / "3-shards"
     assert f"landed by shard under {landing}" in done.stdout
     assert sorted(p.name for p in landing.iterdir()) == ["codes.json", "shard=0", "shard=1", "shard=2"]
     missing = viscover("shard", "--shards", "2", "--kind", "objects", home=home)

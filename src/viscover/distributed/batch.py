@@ -39,7 +39,7 @@ from viscover.distributed.shard_servers import connect
 from viscover.errors import BadImageError, BadSettingError
 from viscover.features import EmbeddedBatch, Embedder, Preprocess, load_pixels
 from viscover.index import VisualIndex
-from viscover.index.shards import land_generation_codes
+from viscover.index.shards import land_index_codes
 from viscover.ingest import ObjectRun, Pin, StoredObject, decode_image, read_bytes
 from viscover.search import DetectedPin, detect_pin
 from viscover.storage import atomic_path
@@ -212,11 +212,15 @@ class RayRunner:
                 for row in batch.filter(pc.invert(ok)).select(["key", "error"]).to_pylist():
                     yield DetectedPin(row["key"], failure=row["error"])
 
-    def published(self, kind: str, generation: int, index: VisualIndex) -> None:
-        """Land the codes of the index this job fed by shard (`cluster_shards`): what `viscover shard` and
-        `serve --cluster` build shards from. Only exact indexes are sharded."""
-        if index.codes.spec == "BFlat":
-            land_generation_codes(index, self.settings.home, kind, generation, self.settings.cluster_shards)
+    def published(self, name: str, index: VisualIndex) -> None:
+        """Land the codes of the index this job fed by shard (`cluster_shards`), for shard builds to read. Only
+        exact indexes are sharded; the index is published already, so a failure here only warns."""
+        if index.codes.spec != "BFlat":
+            return
+        try:
+            land_index_codes(index, name, self.settings.home, self.settings.cluster_shards)
+        except OSError as exc:
+            log.warning("the codes of %s did not land (%s); `viscover shard` lands them when it runs", name, exc)
 
     def _landing(self, kind: str, name: str) -> Landing:
         folder = re.sub(r"[^A-Za-z0-9_.=,-]", "-", name)

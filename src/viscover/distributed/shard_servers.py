@@ -17,12 +17,13 @@ import shutil
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ray
 
 from viscover.errors import BadArgumentError, BadSettingError, ShardUnavailableError
-from viscover.index.shards import MANIFEST, land_generation_codes, merge_nearest, read_shards, write_shards
+from viscover.index.shards import MANIFEST, merge_nearest, read_shards, shard_index
 from viscover.index.store import Generation
 from viscover.index.visual_index import VisualIndex
 from viscover.threads import limit_threads
@@ -55,10 +56,12 @@ def connect(address: str | None = None) -> None:
         ) from None
 
 
-def run_on_ray(task: Callable[..., int], calls: Sequence[tuple]) -> list[int]:
+def run_on_ray(task: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
     """Run `task(*call)` for each call as a Ray task of its own (`write_shards`' task runner on a cluster)."""
     remote = ray.remote(num_cpus=BUILD_CPUS)(task)
-    return ray.get([remote.remote(*call) for call in calls])
+    refs = [remote.remote(*call) for call in calls]
+    ray.wait(refs, num_returns=len(refs))  # all ended, before a failure removes the folder they write in
+    return ray.get(refs)
 
 
 @ray.remote(max_restarts=RESTARTS)
@@ -146,8 +149,7 @@ class ClusterPlacement:
     def __call__(self, generation: Generation, kind: str, index: VisualIndex) -> VisualIndex:
         folder = self.directory / f"{kind}-{generation.number}"
         if not (folder / MANIFEST).is_file():
-            landing = land_generation_codes(index, self.home, kind, generation.number, self.shards)
-            write_shards(index, landing, folder, run_on_ray)
+            shard_index(index, generation.name(kind), self.home, folder, self.shards, run_on_ray)
         served = serve_shards(folder)
         with self._lock:
             before = self._served.get(kind, [])

@@ -12,23 +12,27 @@ would learn its lists or graph again per shard and answer differently.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from viscover.errors import BadArgumentError, NotIndexedError
+from viscover.errors import BadArgumentError, DamagedLandingError, NotIndexedError
 from viscover.features.binarize import Binarizer
 from viscover.index.vector_index import VectorIndex
 from viscover.index.visual_index import VisualIndex
 from viscover.storage import atomic_folder
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "shards.json"
 CODES_MANIFEST = "codes.json"
@@ -93,94 +97,142 @@ def merge_nearest(
 
 
 def stored_codes(codes: VectorIndex) -> np.ndarray:
-    """The packed codes an exact binary index holds, in the order of its `ids()`: a view of FAISS's own array
-    (no copy), valid while `codes` lives."""
+    """The packed codes a binary index holds, in the order of its `ids()`: for an exact index a read-only view
+    of FAISS's own array (no copy, valid while `codes` lives), for others a copy."""
     inner = faiss.downcast_IndexBinary(codes.faiss_index.index)
-    return faiss.rev_swig_ptr(inner.xb.data(), inner.ntotal * inner.code_size).reshape(-1, inner.code_size)
+    if not len(codes):
+        return np.zeros((0, inner.code_size), np.uint8)
+    if not isinstance(inner, faiss.IndexBinaryFlat):
+        return inner.reconstruct_n(0, len(codes))
+    view = faiss.rev_swig_ptr(inner.xb.data(), inner.ntotal * inner.code_size).reshape(-1, inner.code_size)
+    view.flags.writeable = False
+    return view
 
 
-def land_generation_codes(index: VisualIndex, home: Path, kind: str, generation: int, shards: int) -> Path:
-    """Land the codes of published index generation `generation` in at most `shards` shards (no more than it has
-    codes) under HOME/batch/codes/KIND-GENERATION/S-shards, and drop the landings of the generations before the
-    previous one (the index store keeps the previous generation's files too)."""
-    root = home / "batch" / "codes"
+TaskRunner = Callable[[Callable[..., Any], Sequence[tuple]], list[Any]]
+
+
+def run_in_threads(task: Callable[..., Any], calls: Sequence[tuple]) -> list[Any]:
+    """Run `task(*call)` for each call on a few threads of this process (the results in order)."""
+    with ThreadPoolExecutor(max(1, min(len(calls), 4))) as pool:
+        return list(pool.map(lambda call: task(*call), calls))
+
+
+def shard_index(
+    index: VisualIndex, name: str, home: Path, directory: Path, shards: int, run_tasks: TaskRunner = run_in_threads
+) -> tuple[int, Path]:
+    """Split `index` (published as `name`, e.g. `visual-12`) into `directory`: its codes land by shard
+    (`land_index_codes`), then a task per shard builds its file; a landing found damaged is landed again once.
+    Returns how many shards, and where the codes landed."""
+    landing = land_index_codes(index, name, home, shards)
+    try:
+        return write_shards(index, landing, directory, run_tasks), landing
+    except DamagedLandingError as exc:
+        log.warning("%s; landing the codes again", exc)
+        (landing / CODES_MANIFEST).unlink(missing_ok=True)
+        landing = land_index_codes(index, name, home, shards)
+        return write_shards(index, landing, directory, run_tasks), landing
+
+
+def land_index_codes(index: VisualIndex, name: str, home: Path, shards: int) -> Path:
+    """Land the codes of the index published as `name` in at most `shards` shards (no more than it has codes)
+    under HOME/batch/codes/NAME/S-shards; of the kind's other landings, only the newest one before it stays."""
+    root = home.resolve() / "batch" / "codes"
     shards = min(shards, max(1, len(index.codes)))
-    folder = land_codes(index, root / f"{kind}-{generation}" / f"{shards}-shards", shards)
-    for old in root.glob(f"{kind}-*"):
-        number = old.name.removeprefix(f"{kind}-")
-        if number.isdigit() and int(number) < generation - 1:
-            shutil.rmtree(old, ignore_errors=True)
+    folder = land_codes(index, root / name / f"{shards}-shards", shards)
+    kind, number = _numbered(name)
+    older = sorted((n, path) for path in root.glob(f"{kind}-*") if (n := _numbered(path.name)[1]) < number)
+    for _, path in older[:-1]:
+        shutil.rmtree(path, ignore_errors=True)
     return folder
 
 
 def land_codes(index: VisualIndex, folder: Path, shards: int) -> Path:
-    """The codes of `index` as Parquet partitioned by shard (`folder/shard=N/part-0.parquet`: keys and codes,
-    written `LANDING_ROWS` rows at a time), with `codes.json` saying whose codes they are: what shard builds
-    read. Codes that landed already for this very index are kept; otherwise the folder is written whole."""
+    """The codes of `index` as Parquet partitioned by shard (`folder/shard=N/part-0.parquet`), with `codes.json`
+    recording whose they are and each shard's rows and checksums; a whole landing of the same codes is kept."""
     _check_shardable(index, shards)
     identity = _landed_identity(index, shards)
-    if _read_json(folder / CODES_MANIFEST) == identity:
+    if _whole(folder, identity):
         return folder
     keys, codes = index.codes.ids(), stored_codes(index.codes)
     home = shard_of(keys, shards)
     order = np.argsort(home, kind="stable")
     bounds = np.searchsorted(home[order], np.arange(shards + 1))
     schema = pa.schema([("key", pa.int64()), ("code", pa.binary(codes.shape[1]))])
+    rows, checksums = [], []
     with atomic_folder(folder) as building:
         for shard in range(shards):
             mine = order[bounds[shard] : bounds[shard + 1]]
+            checksum = ShardChecksum()
             (building / f"shard={shard}").mkdir()
             with pq.ParquetWriter(building / f"shard={shard}" / "part-0.parquet", schema) as writer:
                 for start in range(0, len(mine), LANDING_ROWS):
-                    rows = mine[start : start + LANDING_ROWS]
+                    rows_now = mine[start : start + LANDING_ROWS]
+                    chunk_keys, chunk_codes = keys[rows_now], codes[rows_now]
+                    checksum.add(chunk_keys, chunk_codes)
                     column = pa.FixedSizeBinaryArray.from_buffers(
-                        schema.field("code").type, len(rows), [None, pa.py_buffer(codes[rows].tobytes())]
+                        schema.field("code").type, len(chunk_keys), [None, pa.py_buffer(chunk_codes.tobytes())]
                     )
-                    writer.write_table(pa.table([pa.array(keys[rows]), column], schema=schema))
-        (building / CODES_MANIFEST).write_text(json.dumps(identity, indent=1))
+                    writer.write_table(pa.table([pa.array(chunk_keys), column], schema=schema))
+            rows.append(len(mine))
+            checksums.append(checksum.value)
+        manifest = {**identity, "rows": rows, "checksums": checksums}
+        (building / CODES_MANIFEST).write_text(json.dumps(manifest, indent=1))
     return folder
 
 
-def build_shard(landing: Path, shard: int, out: Path) -> int:
-    """Write shard `shard`'s FAISS binary index file into `out` from its partition of the codes landed under
-    `landing` (one task of a shard build: it reads only its own partition); returns how many codes it holds."""
-    manifest = _read_json(landing / CODES_MANIFEST)
-    part = VectorIndex.create(manifest["spec"], "hamming", manifest["bits"])
-    width = manifest["bits"] // 8
+@dataclass
+class ShardChecksum:
+    """CRC-32s of a shard's keys and of its codes, fed chunk by chunk: what a build read is what landed."""
+
+    keys: int = 0
+    codes: int = 0
+
+    def add(self, keys: np.ndarray, codes: np.ndarray) -> None:
+        self.keys = zlib.crc32(np.ascontiguousarray(keys, np.int64), self.keys)
+        self.codes = zlib.crc32(np.ascontiguousarray(codes), self.codes)
+
+    @property
+    def value(self) -> list[int]:
+        return [self.keys, self.codes]
+
+
+def build_shard(landing: Path, shard: int, shards: int, spec: str, bits: int, out: Path) -> tuple[int, list[int]]:
+    """Write shard `shard`'s FAISS file into `out` from its own partition of the codes under `landing` (one task
+    of a split); returns the rows it read and their checksums."""
+    part, width, checksum = VectorIndex.create(spec, "hamming", bits), bits // 8, ShardChecksum()
     try:
-        for batch in pq.ParquetFile(landing / f"shard={shard}" / "part-0.parquet").iter_batches(LANDING_ROWS):
-            column = batch.column("code")
-            codes = np.frombuffer(column.buffers()[1], np.uint8)[
-                column.offset * width : (column.offset + len(column)) * width
-            ]
-            part.add(batch.column("key").to_numpy(), codes.reshape(len(column), width))
-    except (OSError, pa.ArrowException) as exc:
-        raise NotIndexedError(f"shard {shard} of the codes landed under {landing} cannot be read ({exc})") from None
-    faiss.write_index_binary(part.faiss_index, str(out / shard_file(shard, manifest["shards"])))
-    return len(part)
-
-
-TaskRunner = Callable[[Callable[..., int], Sequence[tuple]], list[int]]
-
-
-def run_in_threads(task: Callable[..., int], calls: Sequence[tuple]) -> list[int]:
-    """Run `task(*call)` for each call on a few threads of this process (the results in order)."""
-    with ThreadPoolExecutor(max(1, min(len(calls), 4))) as pool:
-        return list(pool.map(lambda call: task(*call), calls))
+        with pq.ParquetFile(landing / f"shard={shard}" / "part-0.parquet") as landed:
+            for batch in landed.iter_batches(LANDING_ROWS):
+                column = batch.column("code")
+                codes = np.frombuffer(column.buffers()[1], np.uint8)[
+                    column.offset * width : (column.offset + len(column)) * width
+                ].reshape(len(column), width)
+                keys = batch.column("key").to_numpy()
+                checksum.add(keys, codes)
+                part.add(keys, codes)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise DamagedLandingError(f"shard {shard} of the codes under {landing} cannot be read ({exc})") from None
+    faiss.write_index_binary(part.faiss_index, str(out / shard_file(shard, shards)))
+    return len(part), checksum.value
 
 
 def write_shards(index: VisualIndex, landing: Path, directory: Path, run_tasks: TaskRunner = run_in_threads) -> int:
-    """Build the shards of `index` under `directory` from its codes landed under `landing` (`land_codes`), one
-    task per shard (`run_tasks`: threads here, or Ray tasks), with its binarizer and a manifest beside them;
-    returns how many shards. The folder is written whole, so a directory with a manifest holds every shard."""
-    landed = _read_json(landing / CODES_MANIFEST) or {}
+    """Build the shards of `index` in `directory` (written whole) from its codes landed under `landing`, one
+    task per shard (`run_tasks`: threads here, or Ray tasks), the binarizer beside them; returns how many."""
+    landed = _read_json(landing / CODES_MANIFEST)
+    if not isinstance(landed, dict):
+        raise NotIndexedError(f"no codes landed under {landing}; land them first (land_codes)")
     shards = landed.get("shards")
-    if landed != _landed_identity(index, shards):
+    _check_shardable(index, shards)
+    expected = _landed_identity(index, shards)
+    if {name: landed.get(name) for name in expected} != expected:
         raise NotIndexedError(f"the codes under {landing} are not this index's; land them first (land_codes)")
-    with atomic_folder(directory) as building:
-        held = run_tasks(build_shard, [(landing, shard, building) for shard in range(shards)])
-        if sum(held) != len(index.codes):
-            raise NotIndexedError(f"the shards hold {sum(held)} codes, the index {len(index.codes)}: land them again")
+    landing, spec, bits = landing.resolve(), index.codes.spec, index.bits
+    with atomic_folder(directory.resolve()) as building:
+        built = run_tasks(build_shard, [(landing, shard, shards, spec, bits, building) for shard in range(shards)])
+        if [rows for rows, _ in built] != landed.get("rows") or [sums for _, sums in built] != landed.get("checksums"):
+            raise DamagedLandingError(f"the codes under {landing} are not what landed (rows or checksums differ)")
         with (building / BINARIZER).open("wb") as handle:
             np.savez(handle, **index.binarizer.to_arrays())
         manifest = {**_identity(index), "version": FORMAT_VERSION, "shards": shards}
@@ -188,7 +240,7 @@ def write_shards(index: VisualIndex, landing: Path, directory: Path, run_tasks: 
     return shards
 
 
-def _check_shardable(index: VisualIndex, shards: int) -> None:
+def _check_shardable(index: VisualIndex, shards: object) -> None:
     if isinstance(index.codes, ShardedIndex):
         raise BadArgumentError("the index is sharded already")
     if index.codes.spec != "BFlat":
@@ -212,17 +264,37 @@ def _identity(index: VisualIndex) -> dict[str, object]:
 
 
 def _landed_identity(index: VisualIndex, shards: int) -> dict[str, object]:
-    """What `codes.json` records: the index's identity, the split, and a CRC-32 of its keys and codes (the same
-    codes, not only as many)."""
+    """What `codes.json` records of whose codes it holds: the index, the split, and a CRC-32 of its keys and
+    codes (the same codes, not only as many)."""
     keys, codes = index.codes.ids(), stored_codes(index.codes)
     return {**_identity(index), "shards": shards, "crc32": zlib.crc32(codes, zlib.crc32(keys))}
 
 
-def _read_json(path: Path) -> dict | None:
+def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError):
         return None
+
+
+def _whole(folder: Path, identity: dict[str, object]) -> bool:
+    """Whether `folder` holds a landing of `identity` with every partition there, as many rows as it recorded."""
+    manifest = _read_json(folder / CODES_MANIFEST)
+    if not isinstance(manifest, dict) or {name: manifest.get(name) for name in identity} != identity:
+        return False
+    try:
+        return [
+            pq.read_metadata(folder / f"shard={shard}" / "part-0.parquet").num_rows
+            for shard in range(identity["shards"])
+        ] == manifest.get("rows")
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _numbered(name: str) -> tuple[str, int]:
+    """`visual-12` → ("visual", 12); a name without a number sorts first."""
+    kind, _, number = name.rpartition("-")
+    return (kind, int(number)) if number.isdigit() else (name, -1)
 
 
 def read_shards(directory: Path, only: Sequence[int] | None = None, count: int | None = None) -> VisualIndex:

@@ -34,6 +34,10 @@ class Generation:
     files: dict[str, str] = field(default_factory=dict)
     published_at: float = 0.0
 
+    def name(self, kind: str) -> str:
+        """The name the kind's index was published under (`visual-12`): the same while that index is unchanged."""
+        return Path(self.files[kind]).stem
+
 
 class IndexStore:
     """The index directory of a home: read by any process, written by the home's single writer."""

@@ -49,8 +49,8 @@ class BatchRunner(Protocol):
         """The objects of object run `run` in each of `pins`, pin by pin."""
         ...
 
-    def published(self, kind: str, generation: int, index: VisualIndex) -> None:
-        """Told by the writer once it published the index a job fed (a Ray runner lands its codes by shard)."""
+    def published(self, name: str, index: VisualIndex) -> None:
+        """Told by the writer once it published the index a job fed, as `name` (a Ray runner lands its codes)."""
         ...
 
 
@@ -171,7 +171,7 @@ class Engine:
             if status != "unchanged":
                 generation = self.store.publish(visual=visual)
                 if runner is not None and visual is not None:
-                    runner.published("visual", generation.number, visual)
+                    runner.published(generation.name("visual"), visual)
             if visual is not None:
                 report.indexed, report.bits, report.rebuilt = len(visual.codes), visual.bits, status == "rebuilt"
             return report

@@ -109,7 +109,7 @@ def index_objects(
             if rebuilt is not None or visual is not None:
                 generation = engine.store.publish(objects=rebuilt)
                 if runner is not None and rebuilt is not None:
-                    runner.published("objects", generation.number, rebuilt)
+                    runner.published(generation.name("objects"), rebuilt)
             visual = rebuilt
         report.indexed = len(visual.codes) if visual else 0
         return report
