@@ -8,6 +8,7 @@ import logging
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import typer
@@ -82,15 +83,20 @@ def ingest_command(
 RAY_HELP = "run the models on Ray Data: `local` (a Ray started here) or a Ray cluster's address (viscover[cluster])"
 
 
+def _distributed() -> ModuleType:
+    """`viscover.distributed`, which `--ray` needs, or an error saying how to install it."""
+    try:
+        import viscover.distributed
+    except ImportError:
+        raise BadSettingError("--ray needs Ray: pip install 'viscover[cluster]'") from None
+    return viscover.distributed
+
+
 def _ray_runner(address: str | None, settings: Settings) -> BatchRunner | None:
     """The Ray runner `--ray` asks for (None: run in this process)."""
     if address is None:
         return None
-    try:
-        from viscover.distributed import RayRunner
-    except ImportError:
-        raise BadSettingError("--ray needs Ray: pip install 'viscover[cluster]'") from None
-    return RayRunner(settings, None if address == "local" else address)
+    return _distributed().RayRunner(settings, None if address == "local" else address)
 
 
 @app.command("index")
@@ -496,16 +502,13 @@ def shard_command(
         raise BadArgumentError(f"--kind must be visual or objects, got {kind!r}")
     settings = _settings()
     run_tasks = run_in_threads
-    if on_ray is not None:
-        try:
-            from viscover.distributed import connect, run_on_ray
-        except ImportError:
-            raise BadSettingError("--ray needs Ray: pip install 'viscover[cluster]'") from None
-        connect(None if on_ray == "local" else on_ray)
-        run_tasks = run_on_ray
     with Searcher(settings) as searcher:
         snapshot = searcher.snapshot()
         index = searcher.require_index(getattr(snapshot, kind), "index" if kind == "visual" else "object index")
+        if on_ray is not None:  # joined only once there is something to split
+            distributed = _distributed()
+            distributed.connect(None if on_ray == "local" else on_ray)
+            run_tasks = distributed.run_on_ray
         number = snapshot.generation.number
         folder = out or settings.index_dir / "shards" / f"{kind}-{number}"
         built, landing = shard_index(index, snapshot.generation.name(kind), settings.home, folder, shards, run_tasks)
