@@ -20,6 +20,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from tests.conftest import caltech_image  # noqa: E402
 from tests.serve.conftest import start  # noqa: E402
 from tests.serve.test_api import upload  # noqa: E402
+from tests.test_cli import viscover  # noqa: E402
 from viscover import BytesQuery, Searcher  # noqa: E402
 from viscover.distributed import RayShardedIndex, serve_shards  # noqa: E402
 from viscover.errors import BadArgumentError, ShardUnavailableError  # noqa: E402
@@ -118,3 +119,13 @@ def test_uploads_publish_new_generations_that_the_cluster_serves_without_piling_
                 assert found.json()["results"][0]["pin_id"] == added.json()["pin"]["pin_id"]
         folders = sorted(p.name for p in (home / "index" / "shards").iterdir())
         assert len(folders) == 2 and all(name.startswith("visual-") for name in folders)  # older ones let go
+
+
+def test_a_cluster_address_where_nothing_answers_is_refused_at_once(indexed_home: Path, tmp_path: Path) -> None:
+    shutil.copytree(indexed_home, tmp_path / "home")
+    started = time.monotonic()
+    done = viscover("shard", "--shards", "2", "--ray", "127.0.0.1:1", home=tmp_path / "home")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "nothing answers at '127.0.0.1:1'" in done.stderr and "HOST:PORT" in done.stderr
+    assert time.monotonic() - started < 60  # Ray's own retries take minutes
+    assert not (tmp_path / "home" / "batch").exists()  # refused before anything was written

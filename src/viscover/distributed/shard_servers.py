@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from viscover.index.visual_index import VisualIndex
 from viscover.threads import limit_threads
 
 SERVER_CPUS = 0.05  # the logical CPU share a shard server reserves: it computes on one thread
+ADDRESS_TIMEOUT_S = 5.0  # a cluster address that accepts no connection in this time is refused
 SEARCH_TIMEOUT_S = 10.0  # a shard server slower than this counts as down
 BUILD_CPUS = 0.25  # the logical CPU share a shard build task reserves: it reads Parquet and adds codes
 RESTARTS = -1  # a shard server that dies is started again, as often as it takes (it reloads its shards)
@@ -42,6 +44,8 @@ def connect(address: str | None = None) -> None:
     in `RAY_AUTH_TOKEN` or `~/.ray/auth_token`, as Ray itself reads them."""
     if ray.is_initialized():
         return
+    if address is not None:
+        _check_answers(address)
     try:
         if address is None:
             os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
@@ -53,6 +57,20 @@ def connect(address: str | None = None) -> None:
         raise BadSettingError(
             f"cluster: cannot start or join {where} ({type(exc).__name__}: {exc}); check the address and the "
             "cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+        ) from None
+
+
+def _check_answers(address: str) -> None:
+    """Refuse at once a HOST:PORT where nothing listens: Ray itself retries such an address for minutes."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # `auto` and `ray://` client addresses: Ray resolves them itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_S).close()
+    except OSError as exc:
+        raise BadSettingError(
+            f"cluster: nothing answers at {address!r} ({exc.strerror or exc}); give the head node's address as "
+            "HOST:PORT (`ray status` on the head node shows it)"
         ) from None
 
 
