@@ -39,7 +39,7 @@ from viscover.distributed.shard_servers import connect
 from viscover.errors import BadImageError, BadSettingError
 from viscover.features import EmbeddedBatch, Embedder, Preprocess, load_pixels
 from viscover.index import VisualIndex
-from viscover.index.shards import land_index_codes
+from viscover.index.shards import land_index_codes, shard_of
 from viscover.ingest import ObjectRun, Pin, StoredObject, decode_image, read_bytes
 from viscover.search import DetectedPin, detect_pin
 from viscover.storage import atomic_path
@@ -102,7 +102,7 @@ class Landing:
 
     def write(self, table: pa.Table) -> None:
         """Land one batch: its rows by shard, each file written whole (and flushed) under a fresh name."""
-        shard = np.asarray(table["key"]) % self.shards
+        shard = shard_of(np.asarray(table["key"]), self.shards)
         for s in np.unique(shard):
             with atomic_path(self.folder / f"shard={s}" / f"part-{uuid.uuid4().hex}.parquet") as tmp:
                 pq.write_table(table.filter(pa.array(shard == s)), tmp)

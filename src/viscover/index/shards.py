@@ -151,10 +151,10 @@ def land_codes(index: VisualIndex, folder: Path, shards: int) -> Path:
     """The codes of `index` as Parquet partitioned by shard (`folder/shard=N/part-0.parquet`), with `codes.json`
     recording whose they are and each shard's rows and checksums; a whole landing of the same codes is kept."""
     _check_shardable(index, shards)
-    identity = _landed_identity(index, shards)
+    keys, codes = index.codes.ids(), stored_codes(index.codes)
+    identity = _landed_identity(index, shards, keys, codes)
     if _whole(folder, identity):
         return folder
-    keys, codes = index.codes.ids(), stored_codes(index.codes)
     home = shard_of(keys, shards)
     order = np.argsort(home, kind="stable")
     bounds = np.searchsorted(home[order], np.arange(shards + 1))
@@ -225,7 +225,7 @@ def write_shards(index: VisualIndex, landing: Path, directory: Path, run_tasks: 
         raise NotIndexedError(f"no codes landed under {landing}; land them first (land_codes)")
     shards = landed.get("shards")
     _check_shardable(index, shards)
-    expected = _landed_identity(index, shards)
+    expected = _landed_identity(index, shards, index.codes.ids(), stored_codes(index.codes))
     if {name: landed.get(name) for name in expected} != expected:
         raise NotIndexedError(f"the codes under {landing} are not this index's; land them first (land_codes)")
     landing, spec, bits = landing.resolve(), index.codes.spec, index.bits
@@ -263,10 +263,9 @@ def _identity(index: VisualIndex) -> dict[str, object]:
     }
 
 
-def _landed_identity(index: VisualIndex, shards: int) -> dict[str, object]:
-    """What `codes.json` records of whose codes it holds: the index, the split, and a CRC-32 of its keys and
-    codes (the same codes, not only as many)."""
-    keys, codes = index.codes.ids(), stored_codes(index.codes)
+def _landed_identity(index: VisualIndex, shards: int, keys: np.ndarray, codes: np.ndarray) -> dict[str, object]:
+    """What `codes.json` records of whose codes it holds: the index, the split, and a CRC-32 of its `keys` and
+    `codes` (the same codes, not only as many)."""
     return {**_identity(index), "shards": shards, "crc32": zlib.crc32(codes, zlib.crc32(keys))}
 
 
