@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     related_variant: Literal["none", "A", "B", "C"] = Field(
         "C", description="Related Pins dominant-object variant (the paper's A, B, C; see docs/results/related-ikea)"
     )
+    related_text_words: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Related Pins text candidates match any of this many of a pin's rarest description words "
+        "(chosen on held-out folds of training boards: benchmarks/related_text_words.py)",
+    )
     # Lens: which sources blend, their triggers, and their precision relative to visual search's on the same
     # queries, from `viscover eval lens` (docs/results/lens): the blender gives each source that fires a share of
     # the feed in proportion to it. Text's is by its top annotation's score, measured on fashion-small (category

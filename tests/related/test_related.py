@@ -26,6 +26,7 @@ from viscover.related import (
     LiveRelated,
     RankSVM,
     RelatedModel,
+    RelatedPins,
     load_related,
 )
 from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
@@ -187,6 +188,20 @@ def test_related_without_a_model_ranks_by_shared_boards(ikea_home: Path, tmp_pat
     assert hits[0].contributions == {}
     assert {h.pin.pin_id for h in hits[: len(mates)]} == mates  # every pin sharing a board comes first
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_text_candidates_match_as_many_rare_words_as_set(ikea_home: Path) -> None:
+    """`related_text_words` words of a pin's description make its text query: fewer words, fewer candidates,
+    and every one of them also found with more."""
+    found = {}
+    for words in (1, 3):
+        with Searcher(Settings.load(ikea_home).model_copy(update={"related_text_words": words})) as searcher:
+            related = RelatedPins(searcher, BoardGraph)
+            found[words] = {
+                pin.key: set(related.candidates(pin, BoardGraph()).scores["text"]) for pin in searcher.catalog
+            }
+    assert all(found[1][key] <= found[3][key] for key in found[1])
+    assert sum(map(len, found[1].values())) < sum(map(len, found[3].values()))
 
 
 def test_cli_related_train_and_show(ikea_home: Path, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ and dominant-object features added. Intervals: paired bootstrap over test rooms,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +102,26 @@ def ranking_metrics(ranking: Sequence[int], relevant: set[int]) -> tuple[float, 
     return float(gains.sum()) / len(relevant), dcg / ideal
 
 
+@dataclass(frozen=True)
+class RoomSplit:
+    """One seed's rooms: training saves (pin keys, board = room index) and the test rooms."""
+
+    pins: np.ndarray
+    boards: np.ndarray
+    board_types: dict[int, str]
+    test_rooms: set[int]
+
+
+def split_rooms(rooms: Sequence[Room], test_share: float, seed: int) -> RoomSplit:
+    """A seeded share of the rooms (never items) for testing; the rest's saves and room types for training."""
+    order = np.random.default_rng(seed).permutation(len(rooms))
+    test_rooms = {int(i) for i in order[: max(1, round(test_share * len(rooms)))]}
+    train = [(key, board) for board, room in enumerate(rooms) if board not in test_rooms for key in room.keys]
+    pins, boards = np.array(train, dtype=np.int64).T
+    board_types = {board: room.kind for board, room in enumerate(rooms) if board not in test_rooms}
+    return RoomSplit(pins, boards, board_types, test_rooms)
+
+
 def run_seed(
     searcher: Searcher,
     rooms: Sequence[Room],
@@ -111,12 +132,9 @@ def run_seed(
     progress: bool,
 ) -> list[Outcome]:
     """Split rooms, train every ranker row on the training rooms, and measure every row on the test rooms."""
-    order = np.random.default_rng(seed).permutation(len(rooms))
-    test_rooms = {int(i) for i in order[: max(1, round(test_share * len(rooms)))]}
-    train = [(key, board) for board, room in enumerate(rooms) if board not in test_rooms for key in room.keys]
-    pins, boards = np.array(train, dtype=np.int64).T
+    split = split_rooms(rooms, test_share, seed)
+    pins, boards, board_types, test_rooms = split.pins, split.boards, split.board_types, split.test_rooms
     graph = BoardGraph(pins, boards)
-    board_types = {board: room.kind for board, room in enumerate(rooms) if board not in test_rooms}
     models = {
         row: train_model(
             searcher,
@@ -227,19 +245,12 @@ class RelatedStudy:
         return met
 
 
-def evaluate_related(
-    folder: Path,
-    settings: Settings,
-    work: Path,
-    *,
-    seeds: Sequence[int] = (0, 1, 2),
-    test_share: float = 0.3,
-    draws: int = 1000,
-    limit: int | None = None,
-    progress: bool = True,
-) -> RelatedStudy:
-    """Build (or reuse) the catalog of ikea-rooms' products in a home under `work`, with the logits and objects
-    the features need, then run every seed. `limit`: only the first N rooms (smoke runs)."""
+@contextmanager
+def rooms_home(
+    folder: Path, settings: Settings, work: Path, *, limit: int | None = None, progress: bool = True
+) -> Iterator[tuple[Engine, list[Room]]]:
+    """An engine over the catalog of ikea-rooms' products in a home under `work` (built, or reused), with the
+    logits and objects the features need, and the rooms as pin keys. `limit`: only the first N rooms."""
     rows, room_rows = load_rooms(Path(folder))
     room_rows = room_rows[:limit]
     wanted = {pin_id for room in room_rows for pin_id in room["products"]}
@@ -256,6 +267,23 @@ def evaluate_related(
             Room(str(r["room"]), str(r.get("type") or "Other"), tuple(keys[p] for p in r["products"] if p in keys))
             for r in room_rows
         ]
+        yield engine, rooms
+
+
+def evaluate_related(
+    folder: Path,
+    settings: Settings,
+    work: Path,
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    test_share: float = 0.3,
+    draws: int = 1000,
+    limit: int | None = None,
+    progress: bool = True,
+) -> RelatedStudy:
+    """Build (or reuse) the catalog of ikea-rooms' products in a home under `work`, then run every seed.
+    `limit`: only the first N rooms (smoke runs)."""
+    with rooms_home(folder, settings, work, limit=limit, progress=progress) as (engine, rooms):
         searcher = engine.searcher
         vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
         outcomes = []

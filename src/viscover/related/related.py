@@ -45,8 +45,9 @@ MODEL_VERSION = 3
 GRAPH_FEATURES = ("cooccurrence", "jaccard", "lift", "walk", "from cooccurrence", "from walk", "from visual")
 VISUAL_FEATURES = ("visual pool", "visual logits")
 TEXT_FEATURES = ("text", "from text")
-TEXT_WORDS = 6  # a pin's text candidates match any of its description's rarest words
-TEXT_COMMON_SHARE, TEXT_MIN_COMMON = 0.01, 100  # ... that are in at most this share of pins (or this many)
+# a pin's text candidates match its rarest description words (`related_text_words` of them) that are in at most
+# this share of pins (or this many)
+TEXT_COMMON_SHARE, TEXT_MIN_COMMON = 0.01, 100
 
 
 @dataclass(frozen=True)
@@ -289,7 +290,7 @@ class RelatedPins:
         )
         # a word the pin alone holds matches nothing else; one in many pins ("men", "white") says little and is slow
         useful = [word for word, df in frequency.items() if 1 < df <= common]
-        return sorted(useful, key=lambda word: (frequency[word], word))[:TEXT_WORDS]
+        return sorted(useful, key=lambda word: (frequency[word], word))[: self.searcher.settings.related_text_words]
 
     # -- features ------------------------------------------------------------------------------------------
 

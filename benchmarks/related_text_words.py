@@ -1,0 +1,83 @@
+"""How many of a pin's rarest description words Related Pins' text candidates should match
+(`related_text_words`), chosen without the test rooms.
+
+For each seed of `viscover eval related`, only its training rooms are used: `viscover related train`'s own
+held-out folds of label boards (`auto` features, the settings' variant) give each feature set's recall@10 of
+board-mates, for warm and for cold queries. A value's score per kind is the recall of the set `auto` picks,
+averaged over the seeds; the setting's default is the value with the best mean of the two kinds.
+
+    VISCOVER_MODELS_DIR=../shared/models python benchmarks/related_text_words.py \
+        ../shared/datasets/ikea-rooms --work /tmp/evrel-fresh --out docs/results/related-text-words.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from serve_latency import write_report
+
+from viscover.config import Settings
+from viscover.evaluate.report import markdown_rows
+from viscover.related.evaluate import rooms_home, split_rooms
+from viscover.related.related import KINDS, visual_vectors
+from viscover.related.train import train_model
+from viscover.search import Searcher
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="ikea-rooms")
+    parser.add_argument("--work", type=Path, required=True, help="where the evaluation's home is (or is built)")
+    parser.add_argument("--words", type=int, nargs="+", default=[1, 2, 3, 4, 6, 10])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--test-share", type=float, default=0.3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    settings = Settings()
+    chosen: dict[int, dict[str, list[float]]] = {}
+    with rooms_home(args.data, settings, args.work, progress=False) as (engine, rooms):
+        home = engine.settings
+        for words in args.words:
+            chosen[words] = {kind: [] for kind in KINDS}
+            with Searcher(home.model_copy(update={"related_text_words": words})) as searcher:
+                vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
+                for seed in args.seeds:
+                    split = split_rooms(rooms, args.test_share, seed)
+                    model, report = train_model(
+                        searcher,
+                        split.pins,
+                        split.boards,
+                        feature_set="auto",
+                        variant=home.related_variant,
+                        board_types=split.board_types,
+                        vectors=vectors,
+                        seed=seed,
+                        progress=False,
+                    )
+                    for kind in KINDS:
+                        chosen[words][kind].append(report.dev_recall[kind][model.feature_sets[kind]])
+            print(words, {kind: np.round(values, 4).tolist() for kind, values in chosen[words].items()}, flush=True)
+    mean = {words: {kind: float(np.mean(v)) for kind, v in by_kind.items()} for words, by_kind in chosen.items()}
+    best = max(mean, key=lambda words: (np.mean(list(mean[words].values())), -words))
+    rows = [
+        [f"**{words}**" if words == best else str(words)]
+        + [f"{mean[words][kind]:.4f} ({' / '.join(f'{v:.4f}' for v in chosen[words][kind])})" for kind in KINDS]
+        + [f"{np.mean(list(mean[words].values())):.4f}"]
+        for words in args.words
+    ]
+    write_report(
+        args.out,
+        "# Related Pins: how many rare words text candidates match",
+        f"Training rooms of seeds {', '.join(map(str, args.seeds))} only (test share {args.test_share}); recall@10 "
+        f"of board-mates on `related train`'s held-out folds of label boards, for the feature set `auto` picks, "
+        f"with variant {home.related_variant}. Mean over seeds (each seed).",
+        markdown_rows(["words", *(f"{kind} recall@10" for kind in KINDS), "mean of both"], rows),
+        f"Best: {best} words.",
+    )
+
+
+if __name__ == "__main__":
+    main()
