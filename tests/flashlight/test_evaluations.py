@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import COCO128, COCO_MINI, SHARED
 from viscover.detect import AnnotatedImage
 from viscover.evaluate.bootstrap import bootstrap_interval
 from viscover.evaluate.corpora import Item, split_items
-from viscover.flashlight.evaluate_dots import HIDDEN, IGNORED, USEFUL, WRONG, Candidates, Scene, tune
+from viscover.flashlight.evaluate_dots import HIDDEN, IGNORED, USEFUL, WRONG, Candidates, DotsStudy, Scene, tune
 
 VISCOVER = Path(sys.executable).parent / "viscover"
 
@@ -64,6 +65,16 @@ def test_tuning_finds_the_conformity_that_drops_the_duplicate() -> None:
     assert c.tally(shown, 0.5).rates()[0] > c.tally(np.ones(6, dtype=bool), 0.5).rates()[0]
 
 
+def test_ceiling_is_the_best_ratio_over_the_detector_alone_at_a_dot_rate() -> None:
+    c = candidates()
+    study = DotsStudy(c, c, {}, catalog_pins=0, whole_images=0, floor=0.25, beta=0.5)
+    # conformity >= 0.8 drops the duplicate: 1 useful of 2 judged against the top 3 or 4 by score's 1 of 3
+    ratio, thresholds, dots = study.ceiling(0.0, min_dots=2)
+    assert ratio == pytest.approx(1.5) and thresholds["conformity"] > 0.3 and dots >= 3
+    assert study.ceiling(5.0, min_dots=2)[0] == pytest.approx(1.0)  # five dots or more: the same boxes
+    assert study.ceiling(7.0, min_dots=2) is None
+
+
 def test_bootstrap_interval_brackets_the_mean() -> None:
     values = np.arange(100, dtype=float)
     low, high = bootstrap_interval(100, lambda idx: values[idx].mean(), draws=200)
@@ -104,7 +115,7 @@ def test_eval_dots_writes_table_5_and_applies_thresholds(tmp_path: Path) -> None
     report = (out / "dots.md").read_text()
     for row in ("no filter", "detector score alone", "visual only", "annotation only", "all three"):
         assert f"| {row} |" in report
-    assert "precision ratio" in report and "ROC AUC" in report
+    assert "precision ratio" in report and "ROC AUC" in report and "best tune ratio" in report
     rows = list(csv.DictReader((out / "dots.csv").read_text().splitlines()))
     assert {r["split"] for r in rows} == {"report", "tune"} and {r["iou"] for r in rows} == {"0.5", "0.7"}
     assert (out / "dots-roc.png").stat().st_size > 0 and (out / "dots-precision.png").stat().st_size > 0

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import COCO_MINI, caltech_image
 from tests.serve.conftest import start
 from tests.serve.test_api import error_of, search, upload
+from viscover.config import Settings
 
 
 def test_first_pages_carry_annotations_and_a_term_narrows_in_visual_order(client: httpx.Client) -> None:
@@ -54,7 +55,8 @@ def test_flashlight_answers_results_annotations_and_dots(client: httpx.Client, s
         x0, y0, x1, y1 = dot["box"]
         assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 426 and len(dot["crop"].split(",")) == 4
         assert 0 <= dot["similarity"] <= 1 and 0 <= dot["conformity"] <= 1 and dot["annotation"] >= 0
-        assert dot["shown"] == (dot["score"] >= 0.5)  # the session's server asks only for the detector's score
+        # the session's server asks only for the detector's score
+        assert dot["shown"] == (dot["score"] >= Settings.model_fields["dot_min_detector"].default)
     cropped = client.post("/v1/flashlight", files=upload(scene), data={"crop": "0,0,300,220"}).json()
     assert cropped["dots"] is None and cropped["page"]["results"][0]["category"] == "airplanes"
     error_of(client.post("/v1/flashlight", data={"pin_id": "no-such-pin"}), 404, "pin_id")

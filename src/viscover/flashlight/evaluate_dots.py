@@ -53,6 +53,8 @@ USEFUL_SHARE = 0.5  # of them that must truly contain the object's class
 MIN_CROP_SIDE = 32  # smaller ground-truth boxes make no catalog crop
 USEFUL, WRONG, IGNORED, HIDDEN = 1, 0, -1, -2
 BAR = 1.2  # all three filters against the detector alone, at the same dots per image
+CEILING_DOTS = (1.0, 0.5, 0.0)  # dots per image at least, for the best ratio the tuning scenes allow
+CEILING_MIN_DOTS = 10  # fewer shown dots make no ratio worth reading
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,25 @@ class DotsStudy:
 
         return ratio(), self._interval(len(self.report.scenes), ratio)
 
+    def ceiling(
+        self, least_dots: float, min_dots: int = CEILING_MIN_DOTS
+    ) -> tuple[float, dict[str, float], float] | None:
+        """On the tuning scenes, the best precision ratio over the detector alone (same dot count, IoU 0.5) that
+        any all-three thresholds of the grid reach while showing at least `least_dots` dots per image (and
+        `min_dots` in all): whether the bar is within these signals' reach at all, as thresholds, its
+        dots per image. None when no thresholds show that many."""
+        tuning, best = self.tune, None
+        for values in product(*(signal_grid(tuning, signal, self.floor) for signal in SIGNALS)):
+            thresholds = dict(zip(SIGNALS, values, strict=True))
+            shown = tuning.shown(thresholds)
+            if shown.sum() < max(min_dots, least_dots * len(tuning.scenes)):
+                continue
+            precision, _, dots = tuning.tally(shown, IOUS[0]).rates()
+            alone = tuning.tally(tuning.best_scored(int(shown.sum())), IOUS[0]).rates()[0]
+            if alone > 0 and not np.isnan(precision) and (best is None or precision / alone > best[0]):
+                best = (precision / alone, thresholds, dots)
+        return best
+
     def auc(self, candidates: Candidates, intervals: bool = True) -> dict[str, tuple[float, tuple[float, float]]]:
         """Each signal's ROC AUC at telling useful from wrong dots, each judged alone, IoU 0.5 (with a bootstrap
         interval, or NaNs without `intervals`)."""
@@ -491,6 +512,8 @@ def write_dots_report(study: DotsStudy, out: Path | None, command: str) -> str:
 
 {_bar(study)}
 
+{_ceiling(study)}
+
 ## Each signal alone: ROC AUC, useful against wrong dots (each dot judged alone, IoU 0.5)
 
 {_auc_table(study)}
@@ -557,6 +580,21 @@ def _bar(study: DotsStudy) -> str:
         "All three filters against the detector score alone at the same dots per image (report scenes, IoU 0.5): "
         f"precision ratio **{ratio:.2f}** [95% CI {low:.2f}, {high:.2f}]; the bar is {BAR:.2f}: "
         f"**{'met' if ratio >= BAR else 'missed'}**."
+    )
+
+
+def _ceiling(study: DotsStudy) -> str:
+    rows = []
+    for least in CEILING_DOTS:
+        found = study.ceiling(least)
+        if found is not None:
+            ratio, thresholds, dots = found
+            shown = ", ".join(f"{signal} >= {value:.3g}" for signal, value in thresholds.items())
+            rows.append([f"{least:g}", f"{ratio:.2f}", shown, f"{dots:.2f}"])
+    return (
+        "Within reach at all? The best ratio any thresholds of the tuning grid give on the tuning scenes "
+        f"themselves (at least {CEILING_MIN_DOTS} dots shown), by the dots per image they keep:\n\n"
+        + markdown_rows(["dots/image at least", "best tune ratio", "thresholds", "dots/image"], rows)
     )
 
 
