@@ -109,12 +109,13 @@ class Settings(BaseSettings):
         "annotations` reports the score at which a catalog's annotations are mostly right (default: show all)",
     )
     # Dots ship off: on docs/results/flashlight-dots the visual-search signals did not beat the detector's score
-    # alone by the +20% precision asked for. The thresholds are that evaluation's tuned "all three" row.
+    # alone by the +20% precision asked for. The thresholds are that evaluation's tuned "all three" row. A catalog
+    # pin's dots are its stored objects, detected at `min_score`: a lower detector threshold reaches uploads only.
     dots: bool = Field(False, description="show object dots (Flashlight); see docs/results/flashlight-dots")
-    dot_min_detector: float = Field(0.5, ge=0, le=1, description="a dot's least detector score")
+    dot_min_detector: float = Field(0.3, ge=0, le=1, description="a dot's least detector score")
     dot_min_similarity: float = Field(0.0, ge=0, le=1, description="a dot's least top-result similarity")
     dot_min_annotation: float = Field(0.0, ge=0, description="a dot's least top-annotation score")
-    dot_min_conformity: float = Field(0.5, ge=0, le=1, description="a dot's least category conformity")
+    dot_min_conformity: float = Field(0.795, ge=0, le=1, description="a dot's least category conformity")
     # Related Pins: the ranker `viscover related train` learns by default (docs/results/related-ikea compares all)
     related_features: Literal["auto", "cooccurrence", "visual", "category", "text"] = Field(
         "auto",
@@ -141,19 +142,19 @@ class Settings(BaseSettings):
     lens_depth: int = Field(60, ge=1, le=1000, description="candidates each Lens source offers the blender")
     lens_text_queries: int = Field(3, ge=1, description="top annotations Lens searches the text index with")
     lens_text_min_annotation: float = Field(
-        1.627,
+        1.684,
         ge=0,
         description="the text source fires only when the top annotation scores at least this (annotation scores "
         "depend on a catalog's text: `viscover eval lens` sets it on fashion-small)",
     )
     lens_objects: int = Field(3, ge=1, description="detected objects (passing the dot filter) Lens searches scenes for")
     lens_text_precision: list[tuple[float, Annotated[float, Field(ge=0)]]] = Field(
-        default_factory=lambda: [(1.627, 0.646), (3.219, 1.016), (3.874, 1.062), (4.876, 1.171), (6.198, 1.278)],
+        default_factory=lambda: [(1.684, 0.673), (3.37, 1.164), (3.921, 0.965), (4.715, 1.108), (5.983, 1.359)],
         description="the text source's precision relative to visual search's, by its top annotation's score: "
         "(least score, relative precision) pairs",
     )
     lens_object_precision: float = Field(
-        1.683, ge=0, description="the object source's precision relative to visual search's"
+        1.743, ge=0, description="the object source's precision relative to visual search's"
     )
     cluster: str | None = Field(
         None,

@@ -76,7 +76,7 @@ def test_triggers_skip_a_source_and_say_why(home: Path) -> None:
     visual_only = Lens(Searcher.open(home, lens_sources=["visual"])).look(query, k=6)
     assert {s.name: s.reason for s in visual_only.mix}["object"] == "off in settings: lens_sources"
     shipped = Lens(Searcher.open(home)).look(query, k=6)  # this catalog's annotations score under the trigger
-    assert {s.name: s.reason for s in shipped.mix}["text"] == "top annotation 1.044 under the trigger 1.627"
+    assert {s.name: s.reason for s in shipped.mix}["text"] == "top annotation 1.044 under the trigger 1.684"
 
 
 def test_a_product_shot_asks_object_search_for_scenes_holding_it(home: Path) -> None:
