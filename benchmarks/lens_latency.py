@@ -72,6 +72,7 @@ def main() -> None:
         share_lines.append(f"| {stage} | {np.mean(times) * 1000:.1f} | {np.sum(times) / total:.0%} |")
     runs = len(results) - 2
     note = "sources fired: " + ", ".join(f"{name} {count}/{runs}" for name, count in fired.items())
+    note += f"; dot filter: detector score >= {lens.insight.thresholds.detector:g}"
     write_report(
         args.out, latency_table(rows, "visual search of the photo"), "\n".join(share_lines), f"{TARGET}; {note}"
     )

@@ -3,8 +3,9 @@
 
 For each seed of `viscover eval related`, only its training rooms are used: `viscover related train`'s own
 held-out folds of label boards (`auto` features, the settings' variant) give each feature set's recall@10 of
-board-mates, for warm and for cold queries. A value's score per kind is the recall of the set `auto` picks,
-averaged over the seeds; the setting's default is the value with the best mean of the two kinds.
+board-mates over every label query of a kind (a mate no source proposes is missed, so every value is scored
+on the same queries). A value's score per kind is the recall of the set `auto` picks, averaged over the seeds;
+the setting's default is the value with the best mean of the two kinds.
 
     VISCOVER_MODELS_DIR=../shared/models python benchmarks/related_text_words.py \
         ../shared/datasets/ikea-rooms --work /tmp/evrel-fresh --out docs/results/related-text-words.md
@@ -40,10 +41,10 @@ def main() -> None:
     chosen: dict[int, dict[str, list[float]]] = {}
     with rooms_home(args.data, settings, args.work, progress=False) as (engine, rooms):
         home = engine.settings
+        vectors = {name: v.preload() for name, v in visual_vectors(engine.searcher).items()}  # read once
         for words in args.words:
             chosen[words] = {kind: [] for kind in KINDS}
             with Searcher(home.model_copy(update={"related_text_words": words})) as searcher:
-                vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
                 for seed in args.seeds:
                     split = split_rooms(rooms, args.test_share, seed)
                     model, report = train_model(
@@ -72,7 +73,8 @@ def main() -> None:
         args.out,
         "# Related Pins: how many rare words text candidates match",
         f"Training rooms of seeds {', '.join(map(str, args.seeds))} only (test share {args.test_share}); recall@10 "
-        f"of board-mates on `related train`'s held-out folds of label boards, for the feature set `auto` picks, "
+        f"of board-mates (every label query) on `related train`'s held-out folds of label boards, for the "
+        f"feature set `auto` picks, "
         f"with variant {home.related_variant}. Mean over seeds (each seed).",
         markdown_rows(["words", *(f"{kind} recall@10" for kind in KINDS), "mean of both"], rows),
         f"Best: {best} words.",

@@ -126,7 +126,7 @@ class Settings(BaseSettings):
         "C", description="Related Pins dominant-object variant (the paper's A, B, C; see docs/results/related-ikea)"
     )
     related_text_words: int = Field(
-        3,
+        4,
         ge=1,
         le=20,
         description="Related Pins text candidates match any of this many of a pin's rarest description words "

@@ -69,10 +69,11 @@ def test_ceiling_is_the_best_ratio_over_the_detector_alone_at_a_dot_rate() -> No
     c = candidates()
     study = DotsStudy(c, c, {}, catalog_pins=0, whole_images=0, floor=0.25, beta=0.5)
     # conformity >= 0.8 drops the duplicate: 1 useful of 2 judged against the top 3 or 4 by score's 1 of 3
-    ratio, thresholds, dots = study.ceiling(0.0, min_dots=2)
+    ceilings = study.ceilings((0.0, 5.0, 7.0), min_dots=2)
+    ratio, thresholds, dots = ceilings[0.0]
     assert ratio == pytest.approx(1.5) and thresholds["conformity"] > 0.3 and dots >= 3
-    assert study.ceiling(5.0, min_dots=2)[0] == pytest.approx(1.0)  # five dots or more: the same boxes
-    assert study.ceiling(7.0, min_dots=2) is None
+    assert ceilings[5.0][0] == pytest.approx(1.0)  # five dots or more: the same boxes
+    assert ceilings[7.0] is None
 
 
 def test_bootstrap_interval_brackets_the_mean() -> None:

@@ -111,5 +111,5 @@ def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home:
         (home / "flashlight" / "dots.json").unlink()
         upload = flashlight.dots(BytesQuery(Path(scene.location).read_bytes()))
         # an upload is detected afresh, down to the dot threshold; a catalog pin's objects were stored at min_score
-        assert {d.label for d in dots} <= {d.label for d in upload}
+        assert any(d.score < engine.settings.min_score for d in upload)
         assert {d.label for d in upload if d.score >= engine.settings.min_score} == {d.label for d in dots}

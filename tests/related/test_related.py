@@ -92,14 +92,15 @@ def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:
     assert cosine > 0.97
     assert np.allclose(ranker.decision_function(X), ranker.contributions(X).sum(axis=1))
     model = RelatedModel(
-        {"warm": "cooccurrence"}, "none", Categories.from_board_types({10: "Kitchen"}), {"warm": ranker}
+        {"warm": "cooccurrence"}, "none", Categories.from_board_types({10: "Kitchen"}), {"warm": ranker}, 2
     )
     saved = RelatedModel.load(model.save(tmp_path / "ranker.npz"))
+    assert saved.text_words == 2
     names, warm = saved.for_query(warm=True)
     assert len(names) == 7 and np.array_equal(warm.decision_function(X), ranker.decision_function(X))
     assert saved.for_query(warm=False) is None  # no cold ranker: cold pins rank by their sources
     assert saved.describe() == "warm cooccurrence, cold unranked; variant none"
-    other = RelatedModel({"warm": "visual"}, "none", model.categories, {"warm": ranker})  # 9 features, 7 weights
+    other = RelatedModel({"warm": "visual"}, "none", model.categories, {"warm": ranker}, 2)  # 9 features, 7 weights
     with pytest.raises(BadSettingError, match="weights for other features"):
         RelatedModel.load(other.save(tmp_path / "other.npz"))
     (tmp_path / "broken.npz").write_bytes(b"not a model")
@@ -191,17 +192,21 @@ def test_related_without_a_model_ranks_by_shared_boards(ikea_home: Path, tmp_pat
 
 
 def test_text_candidates_match_as_many_rare_words_as_set(ikea_home: Path) -> None:
-    """`related_text_words` words of a pin's description make its text query: fewer words, fewer candidates,
-    and every one of them also found with more."""
-    found = {}
-    for words in (1, 3):
-        with Searcher(Settings.load(ikea_home).model_copy(update={"related_text_words": words})) as searcher:
+    """A pin's text query is its `related_text_words` rarest description words, or as many as the loaded model
+    learned from: fewer words, fewer candidates."""
+    many = Settings.model_fields["related_text_words"].default  # the fixture's model learned with the default
+    words, found = {}, {}
+    for count in (many, 1):
+        with Searcher(Settings.load(ikea_home).model_copy(update={"related_text_words": count})) as searcher:
             related = RelatedPins(searcher, BoardGraph)
-            found[words] = {
-                pin.key: set(related.candidates(pin, BoardGraph()).scores["text"]) for pin in searcher.catalog
-            }
-    assert all(found[1][key] <= found[3][key] for key in found[1])
-    assert sum(map(len, found[1].values())) < sum(map(len, found[3].values()))
+            pins = list(searcher.catalog)
+            words[count] = [related.rarest_words(pin.description) for pin in pins]
+            found[count] = sum(len(related.candidates(pin, BoardGraph()).scores["text"]) for pin in pins)
+            trained = load_related(searcher)
+            assert trained.model.text_words == many
+            assert [trained.rarest_words(pin.description) for pin in pins] == words[many]
+    assert many > 1 and any(len(query) == many for query in words[many])
+    assert words[1] == [query[:1] for query in words[many]] and found[1] < found[many]
 
 
 def test_cli_related_train_and_show(ikea_home: Path, tmp_path: Path) -> None:

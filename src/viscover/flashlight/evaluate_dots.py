@@ -363,24 +363,27 @@ class DotsStudy:
 
         return ratio(), self._interval(len(self.report.scenes), ratio)
 
-    def ceiling(
-        self, least_dots: float, min_dots: int = CEILING_MIN_DOTS
-    ) -> tuple[float, dict[str, float], float] | None:
-        """On the tuning scenes, the best precision ratio over the detector alone (same dot count, IoU 0.5) that
-        any all-three thresholds of the grid reach while showing at least `least_dots` dots per image (and
-        `min_dots` in all): whether the bar is within these signals' reach at all, as thresholds, its
-        dots per image. None when no thresholds show that many."""
-        tuning, best = self.tune, None
+    def ceilings(
+        self, least_dots: Sequence[float] = CEILING_DOTS, min_dots: int = CEILING_MIN_DOTS
+    ) -> dict[float, tuple[float, dict[str, float], float] | None]:
+        """Per least dots per image: the best precision ratio over the detector alone that any all-three thresholds
+        of the grid reach on the tuning scenes (IoU 0.5), its thresholds and dots per image: is the bar in reach?"""
+        tuning, sweep, alone = self.tune, [], {}
         for values in product(*(signal_grid(tuning, signal, self.floor) for signal in SIGNALS)):
             thresholds = dict(zip(SIGNALS, values, strict=True))
             shown = tuning.shown(thresholds)
-            if shown.sum() < max(min_dots, least_dots * len(tuning.scenes)):
+            count = int(shown.sum())
+            if count < min_dots:
                 continue
+            if count not in alone:
+                alone[count] = tuning.tally(tuning.best_scored(count), IOUS[0]).rates()[0]
             precision, _, dots = tuning.tally(shown, IOUS[0]).rates()
-            alone = tuning.tally(tuning.best_scored(int(shown.sum())), IOUS[0]).rates()[0]
-            if alone > 0 and not np.isnan(precision) and (best is None or precision / alone > best[0]):
-                best = (precision / alone, thresholds, dots)
-        return best
+            if alone[count] > 0 and not np.isnan(precision):
+                sweep.append((precision / alone[count], thresholds, dots))
+        return {
+            least: max((row for row in sweep if row[2] >= least), key=lambda row: row[0], default=None)
+            for least in least_dots
+        }
 
     def auc(self, candidates: Candidates, intervals: bool = True) -> dict[str, tuple[float, tuple[float, float]]]:
         """Each signal's ROC AUC at telling useful from wrong dots, each judged alone, IoU 0.5 (with a bootstrap
@@ -585,8 +588,7 @@ def _bar(study: DotsStudy) -> str:
 
 def _ceiling(study: DotsStudy) -> str:
     rows = []
-    for least in CEILING_DOTS:
-        found = study.ceiling(least)
+    for least, found in study.ceilings().items():
         if found is not None:
             ratio, thresholds, dots = found
             shown = ", ".join(f"{signal} >= {value:.3g}" for signal, value in thresholds.items())

@@ -133,16 +133,15 @@ def run_seed(
 ) -> list[Outcome]:
     """Split rooms, train every ranker row on the training rooms, and measure every row on the test rooms."""
     split = split_rooms(rooms, test_share, seed)
-    pins, boards, board_types, test_rooms = split.pins, split.boards, split.board_types, split.test_rooms
-    graph = BoardGraph(pins, boards)
+    graph = BoardGraph(split.pins, split.boards)
     models = {
         row: train_model(
             searcher,
-            pins,
-            boards,
+            split.pins,
+            split.boards,
             feature_set=feature_set,
             variant=variant,
-            board_types=board_types,
+            board_types=split.board_types,
             vectors=vectors,
             seed=seed,
             progress=False,
@@ -155,7 +154,7 @@ def run_seed(
     sources = RelatedPins(searcher, lambda: graph, None, vectors)
     everyone = searcher.catalog.feature_keys(vectors["pool"].model)
     popular = graph.popularity().keys.tolist()
-    queries = [(board, key) for board in sorted(test_rooms) for key in rooms[board].keys]
+    queries = [(board, key) for board in sorted(split.test_rooms) for key in rooms[board].keys]
     pins_by_key = searcher.catalog.by_keys(sorted({key for _, key in queries}))
     outcomes = []
     for board, key in tqdm(queries, desc=f"related: test queries (seed {seed})", disable=not progress):

@@ -41,7 +41,7 @@ VARIANTS = ("none", "A", "B", "C")
 VISUAL_BOOST = 5.0  # variants B and C: how much more visual similarity weighs for a dominant-object query
 MAX_CATEGORIES = 32  # the paper's 32 site-wide categories
 MODEL_FILE = "related/ranker.npz"
-MODEL_VERSION = 3
+MODEL_VERSION = 4
 GRAPH_FEATURES = ("cooccurrence", "jaccard", "lift", "walk", "from cooccurrence", "from walk", "from visual")
 VISUAL_FEATURES = ("visual pool", "visual logits")
 TEXT_FEATURES = ("text", "from text")
@@ -97,12 +97,14 @@ def feature_names(feature_set: str, categories: Categories) -> tuple[str, ...]:
 @dataclass
 class RelatedModel:
     """What `viscover related train` learns and saves: per kind of query (warm: on some board; cold: on none, so
-    only visual and text candidates exist) a feature set and a ranker; the variant; the categories."""
+    only visual and text candidates exist) a feature set and a ranker; the variant; the categories; and how
+    many rare words made the text candidates it learned from (serving asks the same)."""
 
     feature_sets: dict[str, str]  # kind → feature set
     variant: str
     categories: Categories
     rankers: dict[str, RankSVM]
+    text_words: int
 
     def for_query(self, warm: bool) -> tuple[tuple[str, ...], RankSVM] | None:
         """The features and ranker for a warm or cold query; None when training had too few of its kind (a
@@ -125,6 +127,7 @@ class RelatedModel:
             "categories": list(self.categories.names),
             "board_category": {str(b): c for b, c in self.categories.board_category.items()},
             "by_pin_category": self.categories.by_pin_category,
+            "text_words": self.text_words,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, tmp.open("wb") as f:
@@ -151,7 +154,7 @@ class RelatedModel:
                 {int(b): c for b, c in meta["board_category"].items()},
                 meta["by_pin_category"],
             )
-            model = cls(dict(meta["feature_sets"]), meta["variant"], categories, rankers)
+            model = cls(dict(meta["feature_sets"]), meta["variant"], categories, rankers, int(meta["text_words"]))
             for kind, ranker in rankers.items():
                 if len(ranker.coef_) != len(feature_names(model.feature_sets[kind], categories)):
                     raise ValueError(f"its {kind} ranker has {len(ranker.coef_)} weights for other features")
@@ -262,7 +265,7 @@ class RelatedPins:
 
     def candidates(self, pin: Pin, graph: BoardGraph) -> Candidates:
         """The query's candidates from every source (a pin on no board has only visual and text ones)."""
-        query = self._rarest_words(pin.description)
+        query = self.rarest_words(pin.description)
         # descriptions only: a pin's text also holds its boards' names, which would leak held-out boards
         text = self.searcher.catalog.text_search(
             " ".join(query), DEPTH["text"] + 1, any_word=True, column="description"
@@ -281,7 +284,7 @@ class RelatedPins:
         keys = sorted(set().union(*(s.keys() for s in scores.values())))
         return Candidates(np.array(keys, dtype=np.int64), scores)
 
-    def _rarest_words(self, description: str) -> list[str]:
+    def rarest_words(self, description: str) -> list[str]:
         """The description's words that the fewest other pins hold: they say the most about what goes with it
         (a product line's name, a material), and a query of few, rare words stays fast on a big catalog."""
         frequency = self.searcher.catalog.document_frequencies(list(dict.fromkeys(words(description))))
@@ -290,7 +293,8 @@ class RelatedPins:
         )
         # a word the pin alone holds matches nothing else; one in many pins ("men", "white") says little and is slow
         useful = [word for word, df in frequency.items() if 1 < df <= common]
-        return sorted(useful, key=lambda word: (frequency[word], word))[: self.searcher.settings.related_text_words]
+        count = self.model.text_words if self.model else self.searcher.settings.related_text_words
+        return sorted(useful, key=lambda word: (frequency[word], word))[:count]
 
     # -- features ------------------------------------------------------------------------------------------
 

@@ -112,7 +112,7 @@ def train_model(
     for kind, found in rows.items():
         teaching[kind] = [query_rows for query_rows in found if query_rows.y.any() and not query_rows.y.all()]
         if len(teaching[kind]) >= MIN_QUERIES:
-            recall = _dev_recall(teaching[kind], choices, categories, variant, seed)
+            recall = _dev_recall(found, choices, categories, variant, seed)
             if recall:
                 dev_recall[kind] = recall
             # the best on held-out boards; ties (and too little data to tell) go to the smaller set
@@ -134,7 +134,7 @@ def train_model(
         time.perf_counter() - start,
         dev_recall,
     )
-    return RelatedModel(chosen, variant, categories, rankers), report
+    return RelatedModel(chosen, variant, categories, rankers, searcher.settings.related_text_words), report
 
 
 @dataclass(frozen=True)
@@ -168,15 +168,16 @@ def _dev_recall(
 ) -> dict[str, float]:
     """Each feature set's mean recall@10 of board-mates on held-out label boards: the boards are dealt into
     DEV_FOLDS folds, and each fold's queries are ranked as serving ranks them by a ranker fitted on the other
-    folds. Empty when there is one choice, or too few queries to hold any out."""
+    folds' queries that can teach. Every query counts (a mate no source proposes is missed), so the recall
+    compares across candidate settings too. Empty when there is one choice, or too few queries to fit."""
     if len(choices) == 1:
         return {}
     boards = np.random.default_rng(seed).permutation(sorted({query_rows.query.board for query_rows in found}))
     fold_of = {int(board): n % DEV_FOLDS for n, board in enumerate(boards)}
     recall: dict[str, list[float]] = {choice: [] for choice in choices}
     for fold in range(DEV_FOLDS):
-        fit = [query_rows for query_rows in found if fold_of[query_rows.query.board] != fold]
         dev = [query_rows for query_rows in found if fold_of[query_rows.query.board] == fold]
+        fit = [q for q in found if fold_of[q.query.board] != fold and q.y.any() and not q.y.all()]
         if len(fit) < MIN_QUERIES or not dev:
             continue
         for choice in choices:
