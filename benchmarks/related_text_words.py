@@ -74,8 +74,7 @@ def main() -> None:
         "# Related Pins: how many rare words text candidates match",
         f"Training rooms of seeds {', '.join(map(str, args.seeds))} only (test share {args.test_share}); recall@10 "
         f"of board-mates (every label query) on `related train`'s held-out folds of label boards, for the "
-        f"feature set `auto` picks, "
-        f"with variant {home.related_variant}. Mean over seeds (each seed).",
+        f"feature set `auto` picks, with variant {home.related_variant}. Mean over seeds (each seed).",
         markdown_rows(["words", *(f"{kind} recall@10" for kind in KINDS), "mean of both"], rows),
         f"Best: {best} words.",
     )
