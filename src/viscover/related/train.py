@@ -110,7 +110,7 @@ def train_model(
         rows[kind].append(QueryRows(query, X, np.isin(candidates.keys, list(query.mates)).astype(int), dominant))
     rankers, chosen, teaching, dev_recall = {}, {}, {}, {}
     for kind, found in rows.items():
-        teaching[kind] = [query_rows for query_rows in found if query_rows.y.any() and not query_rows.y.all()]
+        teaching[kind] = [query_rows for query_rows in found if query_rows.can_teach]
         if len(teaching[kind]) >= MIN_QUERIES:
             recall = _dev_recall(found, choices, categories, variant, seed)
             if recall:
@@ -155,6 +155,11 @@ class QueryRows:
     y: np.ndarray
     dominant: bool  # the query has a dominant object (variants B and C weigh visual features more then)
 
+    @property
+    def can_teach(self) -> bool:
+        """Some candidates are board-mates and some are not: only such a query gives the ranker pairs."""
+        return bool(self.y.any() and not self.y.all())
+
 
 def _fit(found: list[QueryRows], columns: int, seed: int) -> RankSVM:
     """A ranker on the first `columns` features of these queries' candidates."""
@@ -177,7 +182,7 @@ def _dev_recall(
     recall: dict[str, list[float]] = {choice: [] for choice in choices}
     for fold in range(DEV_FOLDS):
         dev = [query_rows for query_rows in found if fold_of[query_rows.query.board] == fold]
-        fit = [q for q in found if fold_of[q.query.board] != fold and q.y.any() and not q.y.all()]
+        fit = [query_rows for query_rows in found if fold_of[query_rows.query.board] != fold and query_rows.can_teach]
         if len(fit) < MIN_QUERIES or not dev:
             continue
         for choice in choices:
