@@ -59,7 +59,8 @@ def main() -> None:
                         progress=False,
                     )
                     for kind in KINDS:
-                        chosen[words][kind].append(report.dev_recall[kind][model.feature_sets[kind]])
+                        choice = model.feature_sets[kind], model.variants[kind]
+                        chosen[words][kind].append(report.dev_recall[kind][choice])
             print(words, {kind: np.round(values, 4).tolist() for kind, values in chosen[words].items()}, flush=True)
     mean = {words: {kind: float(np.mean(v)) for kind, v in by_kind.items()} for words, by_kind in chosen.items()}
     best = max(mean, key=lambda words: (np.mean(list(mean[words].values())), -words))
@@ -74,7 +75,7 @@ def main() -> None:
         "# Related Pins: how many rare words text candidates match",
         f"Training rooms of seeds {', '.join(map(str, args.seeds))} only (test share {args.test_share}); recall@10 "
         f"of board-mates (every label query) on `related train`'s held-out folds of label boards, for the "
-        f"feature set `auto` picks, with variant {home.related_variant}. Mean over seeds (each seed).",
+        f"feature set and variant `auto` picks (variant: {home.related_variant}). Mean over seeds (each seed).",
         markdown_rows(["words", *(f"{kind} recall@10" for kind in KINDS), "mean of both"], rows),
         f"Best: {best} words.",
     )

@@ -757,7 +757,9 @@ def related_train_command(
     features: Annotated[
         str | None, typer.Option(help="auto, cooccurrence, visual, category or text (default: settings)")
     ] = None,
-    variant: Annotated[str | None, typer.Option(help="dominant-object variant: none, A, B or C")] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="dominant-object variant: auto, none, A, B or C (default: settings)")
+    ] = None,
 ) -> None:
     """Learn the Related Pins ranker from the catalog's boards (run `viscover objects` first for variants A-C)."""
     from viscover.related.train import train_home
@@ -774,7 +776,7 @@ def related_train_command(
     for kind, recall in report.dev_recall.items():
         typer.echo(
             f"  {kind} queries, recall@10 on held-out label boards: "
-            + ", ".join(f"{s} {r:.3f}" for s, r in recall.items())
+            + ", ".join(f"{features}/{variant} {r:.3f}" for (features, variant), r in recall.items())
         )
 
 

@@ -122,8 +122,10 @@ class Settings(BaseSettings):
         description="Related Pins ranker features: co-occurrence only, + visual, + category cross, + text, or auto: "
         "for warm and for cold queries, the set that does best on held-out folds of the training label boards",
     )
-    related_variant: Literal["none", "A", "B", "C"] = Field(
-        "C", description="Related Pins dominant-object variant (the paper's A, B, C; see docs/results/related-ikea)"
+    related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
+        "auto",
+        description="Related Pins dominant-object variant: none, the paper's A, B or C, or auto: for warm and for "
+        "cold queries, the one that does best on held-out folds of the training label boards",
     )
     related_text_words: int = Field(
         4,

@@ -21,6 +21,7 @@ from viscover.errors import BadArgumentError, BadSettingError, NotEnoughDataErro
 from viscover.related import (
     FEATURE_SETS,
     MODEL_FILE,
+    VARIANTS,
     BoardGraph,
     Categories,
     LiveRelated,
@@ -82,8 +83,8 @@ def test_random_walk_estimates_personalised_pagerank() -> None:
 
 def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    true = np.array([2.0, -1.0, 0.0, 0.5, 0.0, 1.0, -0.5])  # as many as the co-occurrence feature set has
-    X = rng.normal(size=(4000, 7)) * np.array([1.0, 3.0, 1.0, 0.5, 2.0, 1.0, 1.5])
+    true = np.array([2.0, -1.0, 0.0, 0.5, 1.5, 0.0, 1.0, -0.5])  # as many as the co-occurrence feature set has
+    X = rng.normal(size=(4000, 8)) * np.array([1.0, 3.0, 1.0, 0.5, 0.7, 2.0, 1.0, 1.5])
     groups = np.repeat(np.arange(200), 20)
     y = (X @ true + rng.normal(scale=0.3, size=len(X)) > 0.5).astype(int)
     ranker = RankSVM(C=1.0, max_pairs=100).fit(X, y, groups)
@@ -92,15 +93,15 @@ def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:
     assert cosine > 0.97
     assert np.allclose(ranker.decision_function(X), ranker.contributions(X).sum(axis=1))
     model = RelatedModel(
-        {"warm": "cooccurrence"}, "none", Categories.from_board_types({10: "Kitchen"}), {"warm": ranker}, 2
+        {"warm": "cooccurrence"}, {"warm": "A"}, Categories.from_board_types({10: "Kitchen"}), {"warm": ranker}, 2
     )
     saved = RelatedModel.load(model.save(tmp_path / "ranker.npz"))
     assert saved.text_words == 2
-    names, warm = saved.for_query(warm=True)
-    assert len(names) == 7 and np.array_equal(warm.decision_function(X), ranker.decision_function(X))
+    names, variant, warm = saved.for_query(warm=True)
+    assert len(names) == 8 and variant == "A" and np.array_equal(warm.decision_function(X), ranker.decision_function(X))
     assert saved.for_query(warm=False) is None  # no cold ranker: cold pins rank by their sources
-    assert saved.describe() == "warm cooccurrence, cold unranked; variant none"
-    other = RelatedModel({"warm": "visual"}, "none", model.categories, {"warm": ranker}, 2)  # 9 features, 7 weights
+    assert saved.describe() == "warm cooccurrence (variant A), cold unranked"
+    other = RelatedModel({"warm": "visual"}, {"warm": "A"}, model.categories, {"warm": ranker}, 2)  # 10 features
     with pytest.raises(BadSettingError, match="weights for other features"):
         RelatedModel.load(other.save(tmp_path / "other.npz"))
     (tmp_path / "broken.npz").write_bytes(b"not a model")
@@ -136,7 +137,7 @@ def test_related_pins_cold_start_and_live_board_updates(ikea_home: Path, tmp_pat
         live = LiveRelated(searcher)
         related = live()
         # 16 rooms give too few warm training queries for a warm ranker: warm pins rank by shared boards
-        assert related.model is not None and related.model.variant == "C" and set(related.model.rankers) == {"cold"}
+        assert related.model is not None and set(related.model.rankers) == set(related.model.variants) == {"cold"}
         hits = related.related(query, k=200)
         mates = {p for room in rooms if query in room["products"] for p in room["products"]} - {query}
         assert {h.pin.pin_id for h in hits[: len(mates)]} == mates and hits[0].contributions == {}
@@ -215,7 +216,7 @@ def test_cli_related_train_and_show(ikea_home: Path, tmp_path: Path) -> None:
     manifest, _ = ikea_manifest(tmp_path)
     query = next(row["id"] for row in map(json.loads, manifest.read_text().splitlines()) if not row["boards"])
     trained = viscover("related", "train", "--features", "visual", "--variant", "none", home=home)
-    assert trained.returncode == 0 and "cold visual; variant none" in trained.stdout, trained.stderr
+    assert trained.returncode == 0 and "cold visual (variant none)" in trained.stdout, trained.stderr
     shown = json.loads(viscover("related", "show", query, "-k", "5", "--json", home=home).stdout)
     assert [r["rank"] for r in shown] == [1, 2, 3, 4, 5]
     assert set(shown[0]["contributions"]) == {*GRAPH_FEATURES, "visual pool", "visual logits"}
@@ -237,7 +238,7 @@ def test_eval_related_on_a_few_rooms(tmp_path: Path) -> None:
     warm = study.subset(True)
     assert warm and all(set(o.recall) == set(ROWS) for o in warm)
     text = write_related_report(study, tmp_path / "out", "viscover eval related")
-    assert "## Bars" in text and "variant C / cooccurrence" in text
+    assert "## Bars" in text and "auto features and variant / cooccurrence" in text
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"related.md", "related.csv", "related-recall.png"}
     assert ranking_metrics([5, 1, 9], {1, 2}) == pytest.approx((0.5, (1 / np.log2(3)) / (1 + 1 / np.log2(3))))
 
@@ -277,15 +278,17 @@ def test_training_builds_features_without_its_label_boards(ikea_home: Path) -> N
     with Searcher(Settings.load(ikea_home)) as searcher:
         _, pins, boards = searcher.catalog.board_saves()
         model, report = train_model(searcher, pins, boards, feature_set="cooccurrence", variant="none", seed=3)
-        auto, chosen_by = train_model(searcher, pins, boards, feature_set="auto", variant="C", seed=3)
+        auto, chosen_by = train_model(searcher, pins, boards, feature_set="auto", variant="auto", seed=3)
         with pytest.raises(BadArgumentError, match="unknown feature set"):
             train_model(searcher, pins, boards, feature_set="pixels", variant="none")
     distinct = len(set(boards.tolist()))
     assert report.label_boards == round(0.3 * distinct) and report.label_boards + report.feature_boards == distinct
     assert model.rankers and set(model.feature_sets.values()) == {"cooccurrence"} and not report.dev_recall
     assert chosen_by.dev_recall and set(chosen_by.dev_recall) <= set(auto.rankers)
-    for kind, recall in chosen_by.dev_recall.items():  # each kind's set: the best on held-out label boards
-        assert set(recall) == set(FEATURE_SETS) and auto.feature_sets[kind] == max(recall, key=recall.get)
+    for kind, recall in chosen_by.dev_recall.items():  # each kind's choice: the best on held-out label boards
+        offered = {(features, variant) for features in FEATURE_SETS[1:] for variant in VARIANTS}
+        assert set(recall) == {(FEATURE_SETS[0], "none"), *offered}
+        assert (auto.feature_sets[kind], auto.variants[kind]) == max(recall, key=recall.get)
 
 
 def test_bad_input_to_the_related_commands(ikea_home: Path, tmp_path: Path) -> None:

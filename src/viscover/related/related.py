@@ -7,7 +7,8 @@ source scores, its visual similarity to the query under two layers of the backbo
 logits, our fc6 and fc8), the query's coarse category vector times that similarity (the paper's category
 cross features), its text score, and, in the paper's variants, the query's dominant visual object: A computes
 the query's visual features on that object's box, B does too and weighs visual similarity five times, C only
-weighs it five times. Queries on some board (warm) and on none (cold) have a ranker each.
+weighs it five times. Queries on some board (warm) and on none (cold) have a ranker each. A candidate's
+popularity (its board count) is a feature too: for a cold query it is the only graph feature there is.
 """
 
 from __future__ import annotations
@@ -38,11 +39,22 @@ WALK_STEPS = 10_000  # moves of a candidate walk (it stops earlier once DEPTH["w
 FEATURE_SETS = ("cooccurrence", "visual", "category", "text")  # each adds its features to the ones before
 KINDS = ("warm", "cold")  # queries on some board, and on none: each kind has its own ranker
 VARIANTS = ("none", "A", "B", "C")
+ON_OBJECT = ("A", "B")  # variants that compute the query's visual features on its dominant object's box
+BOOSTED = ("B", "C")  # variants that weigh visual similarity more for a query with a dominant object
 VISUAL_BOOST = 5.0  # variants B and C: how much more visual similarity weighs for a dominant-object query
 MAX_CATEGORIES = 32  # the paper's 32 site-wide categories
 MODEL_FILE = "related/ranker.npz"
-MODEL_VERSION = 4
-GRAPH_FEATURES = ("cooccurrence", "jaccard", "lift", "walk", "from cooccurrence", "from walk", "from visual")
+MODEL_VERSION = 5
+GRAPH_FEATURES = (
+    "cooccurrence",
+    "jaccard",
+    "lift",
+    "walk",
+    "popularity",
+    "from cooccurrence",
+    "from walk",
+    "from visual",
+)
 VISUAL_FEATURES = ("visual pool", "visual logits")
 TEXT_FEATURES = ("text", "from text")
 # a pin's text candidates match its rarest description words (`related_text_words` of them) that are in at most
@@ -97,33 +109,37 @@ def feature_names(feature_set: str, categories: Categories) -> tuple[str, ...]:
 @dataclass
 class RelatedModel:
     """What `viscover related train` learns and saves: per kind of query (warm: on some board; cold: on none, so
-    only visual and text candidates exist) a feature set and a ranker; the variant; the categories; and how
-    many rare words made the text candidates it learned from (serving asks the same)."""
+    only visual and text candidates exist) a feature set, a variant and a ranker; the categories; and how many
+    rare words made the text candidates it learned from (serving asks the same)."""
 
     feature_sets: dict[str, str]  # kind → feature set
-    variant: str
+    variants: dict[str, str]  # kind → dominant-object variant
     categories: Categories
     rankers: dict[str, RankSVM]
     text_words: int
 
-    def for_query(self, warm: bool) -> tuple[tuple[str, ...], RankSVM] | None:
-        """The features and ranker for a warm or cold query; None when training had too few of its kind (a
-        ranker learned on the other kind would weigh features that kind never had)."""
+    def for_query(self, warm: bool) -> tuple[tuple[str, ...], str, RankSVM] | None:
+        """The features, variant and ranker for a warm or cold query; None when training had too few of its
+        kind (a ranker learned on the other kind would weigh features that kind never had)."""
         kind = "warm" if warm else "cold"
         if kind not in self.rankers:
             return None
-        return feature_names(self.feature_sets[kind], self.categories), self.rankers[kind]
+        return feature_names(self.feature_sets[kind], self.categories), self.variants[kind], self.rankers[kind]
 
     def describe(self) -> str:
-        """Each query kind's feature set (or unranked), and the variant."""
-        kinds = ", ".join(f"{kind} {self.feature_sets.get(kind, 'unranked')}" for kind in KINDS)
-        return f"{kinds}; variant {self.variant}"
+        """Each query kind's feature set and variant (or unranked)."""
+        return ", ".join(
+            f"{kind} {self.feature_sets[kind]} (variant {self.variants[kind]})"
+            if kind in self.rankers
+            else f"{kind} unranked"
+            for kind in KINDS
+        )
 
     def save(self, path: Path) -> Path:
         meta = {
             "version": MODEL_VERSION,
             "feature_sets": self.feature_sets,
-            "variant": self.variant,
+            "variants": self.variants,
             "categories": list(self.categories.names),
             "board_category": {str(b): c for b, c in self.categories.board_category.items()},
             "by_pin_category": self.categories.by_pin_category,
@@ -154,12 +170,14 @@ class RelatedModel:
                 {int(b): c for b, c in meta["board_category"].items()},
                 meta["by_pin_category"],
             )
-            model = cls(dict(meta["feature_sets"]), meta["variant"], categories, rankers, int(meta["text_words"]))
+            model = cls(
+                dict(meta["feature_sets"]), dict(meta["variants"]), categories, rankers, int(meta["text_words"])
+            )
             for kind, ranker in rankers.items():
                 if len(ranker.coef_) != len(feature_names(model.feature_sets[kind], categories)):
                     raise ValueError(f"its {kind} ranker has {len(ranker.coef_)} weights for other features")
-            if model.variant not in VARIANTS:
-                raise ValueError(f"unknown variant {model.variant!r}")
+                if model.variants[kind] not in VARIANTS:
+                    raise ValueError(f"unknown variant {model.variants[kind]!r}")
             return model
         except (OSError, ValueError, KeyError, TypeError, BadArgumentError) as exc:
             raise BadSettingError(
@@ -223,7 +241,7 @@ def score_parts(ranker: RankSVM, X: np.ndarray, names: Sequence[str], dominant: 
     """Each feature's part of each candidate's score; variants B and C weigh the visual ones VISUAL_BOOST times
     for a query with a dominant object."""
     parts = ranker.contributions(X)
-    if dominant and variant in ("B", "C"):
+    if dominant and variant in BOOSTED:
         parts[:, [name in VISUAL_FEATURES or name.startswith("category") for name in names]] *= VISUAL_BOOST
     return parts
 
@@ -315,13 +333,14 @@ class RelatedPins:
             "jaccard": normalized(cooc, graph.degree(pin.key), graph.degrees(keys), graph.boards, "jaccard"),
             "lift": np.log1p(normalized(cooc, graph.degree(pin.key), graph.degrees(keys), graph.boards, "lift")),
             "walk": np.log1p(1000 * np.array([candidates.scores["walk"].get(k, 0.0) for k in keys.tolist()])),
+            "popularity": np.log1p(graph.degrees(keys)),
             "text": np.array([candidates.scores["text"].get(k, 0.0) for k in keys.tolist()]),
         }
         for source in SOURCES:
             columns[f"from {source}"] = np.array([float(k in candidates.scores[source]) for k in keys.tolist()])
         dominant = self._dominant_vector(pin)
         if any(name.startswith("visual") or name.startswith("category") for name in names):
-            query_pool = dominant if dominant is not None and variant in ("A", "B") else None
+            query_pool = dominant if dominant is not None and variant in ON_OBJECT else None
             columns["visual pool"] = self._similarity("pool", pin.key, keys, query_pool)
             columns["visual logits"] = self._similarity("logits", pin.key, keys)
         if any(name.startswith("category") for name in names):
@@ -361,9 +380,9 @@ class RelatedPins:
                 ]
             )
             return score, np.zeros((len(keys), 0)), []
-        names, ranker = chosen
-        X, dominant = self.features(pin, candidates, graph, names, model.categories, model.variant)
-        parts = score_parts(ranker, X, names, dominant, model.variant)
+        names, variant, ranker = chosen
+        X, dominant = self.features(pin, candidates, graph, names, model.categories, variant)
+        parts = score_parts(ranker, X, names, dominant, variant)
         return parts.sum(axis=1), parts, list(names)
 
     def related(self, pin_id: str, k: int = 20, offset: int = 0) -> list[RelatedHit]:

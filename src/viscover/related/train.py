@@ -20,6 +20,7 @@ from viscover.related.related import (
     FEATURE_SETS,
     KINDS,
     MODEL_FILE,
+    ON_OBJECT,
     VARIANTS,
     Categories,
     RelatedModel,
@@ -31,7 +32,7 @@ from viscover.related.related import (
 from viscover.search import Engine, Searcher
 
 MIN_QUERIES = 20  # training queries a kind (warm, cold) needs for its own ranker; fewer teach noise
-DEV_FOLDS = 4  # folds of label boards on which `auto` compares feature sets
+DEV_FOLDS = 4  # folds of label boards on which `auto` compares feature sets and variants
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class TrainReport:
     feature_boards: int
     dominant_queries: int  # queries with a dominant object (0 until `viscover objects` has run)
     seconds: float
-    dev_recall: dict[str, dict[str, float]]  # kind → feature set → recall@10 on held-out label boards (auto)
+    # kind → (feature set, variant) → recall@10 on held-out label boards (when `auto` chose either)
+    dev_recall: dict[str, dict[tuple[str, str], float]]
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,9 @@ def train_model(
     progress: bool = True,
 ) -> tuple[RelatedModel, TrainReport]:
     """Learn a ranker per kind of query from saves of `pins` to `boards` (the catalog's, or an evaluation's
-    training boards), on `feature_set`, or with `auto` on the set each kind does best with on held-out folds
-    of the label boards. Categories come from `board_types` (board id → type) when given, else from the pins'
-    own categories."""
+    training boards) on `feature_set` with `variant`; `auto` for either picks, per kind, what does best on
+    held-out folds of the label boards. Categories come from `board_types` (board id → type) when given, else
+    from the pins' own categories."""
     check_choice(feature_set, variant)
     start = time.perf_counter()
     split = nested_split(pins, boards, label_share, seed)
@@ -92,8 +94,12 @@ def train_model(
         categories = Categories.from_board_types(board_types)
     else:
         categories = Categories.from_pin_categories(list(searcher.catalog.categories().values()))
-    choices = FEATURE_SETS if feature_set == "auto" else (feature_set,)
-    names = feature_names(choices[-1], categories)  # each set's features come first in the next one's
+    feature_sets = FEATURE_SETS if feature_set == "auto" else (feature_set,)
+    variants = VARIANTS if variant == "auto" else (variant,)
+    # co-occurrence features rank alike under every variant (it has no visual feature to move): offered once.
+    # Ties (and too little data to tell) go to the smaller set, then the plainer variant.
+    choices = [(f, way) for f in feature_sets for way in variants if f != FEATURE_SETS[0] or way == variants[0]]
+    names = feature_names(feature_sets[-1], categories)  # each set's features come first in the next one's
     related = RelatedPins(searcher, lambda: feature_graph, None, vectors)
     queries = _label_queries(split.label_pins, split.label_board_of, max_queries, seed)
     catalog_pins = searcher.catalog.by_keys(sorted({query.key for query in queries}))
@@ -104,20 +110,24 @@ def train_model(
         if pin is None:
             continue
         candidates = related.candidates(pin, feature_graph)
-        X, dominant = related.features(pin, candidates, feature_graph, names, categories, variant)
+        X, dominant = related.features(pin, candidates, feature_graph, names, categories)
+        X_object = X
+        if dominant and set(variants) & set(ON_OBJECT):
+            X_object = related.features(pin, candidates, feature_graph, names, categories, ON_OBJECT[0])[0]
         dominant_queries += dominant
         kind = "warm" if feature_graph.degree(query.key) > 0 else "cold"
-        rows[kind].append(QueryRows(query, X, np.isin(candidates.keys, list(query.mates)).astype(int), dominant))
+        relevant = np.isin(candidates.keys, list(query.mates)).astype(int)
+        rows[kind].append(QueryRows(query, X, X_object, relevant, dominant))
     rankers, chosen, teaching, dev_recall = {}, {}, {}, {}
     for kind, found in rows.items():
         teaching[kind] = [query_rows for query_rows in found if query_rows.can_teach]
         if len(teaching[kind]) >= MIN_QUERIES:
-            recall = _dev_recall(found, choices, categories, variant, seed)
+            recall = _dev_recall(found, choices, categories, seed)
             if recall:
                 dev_recall[kind] = recall
-            # the best on held-out boards; ties (and too little data to tell) go to the smaller set
             chosen[kind] = max(choices, key=lambda c: (recall.get(c, -1.0), -choices.index(c)))
-            rankers[kind] = _fit(teaching[kind], len(feature_names(chosen[kind], categories)), seed)
+            features, way = chosen[kind]
+            rankers[kind] = _fit(teaching[kind], len(feature_names(features, categories)), way, seed)
     if not rankers:
         counts = ", ".join(f"{len(found)} {kind}" for kind, found in teaching.items())
         raise NotEnoughDataError(
@@ -134,7 +144,11 @@ def train_model(
         time.perf_counter() - start,
         dev_recall,
     )
-    return RelatedModel(chosen, variant, categories, rankers, searcher.settings.related_text_words), report
+    feature_choice = {kind: features for kind, (features, _) in chosen.items()}
+    variant_choice = {kind: way for kind, (_, way) in chosen.items()}
+    return RelatedModel(
+        feature_choice, variant_choice, categories, rankers, searcher.settings.related_text_words
+    ), report
 
 
 @dataclass(frozen=True)
@@ -152,8 +166,13 @@ class QueryRows:
 
     query: LabelQuery
     X: np.ndarray
+    X_object: np.ndarray  # the same, with visual features on the query's dominant object (X when it has none)
     y: np.ndarray
     dominant: bool  # the query has a dominant object (variants B and C weigh visual features more then)
+
+    def rows(self, variant: str) -> np.ndarray:
+        """The features the variant ranks by."""
+        return self.X_object if variant in ON_OBJECT else self.X
 
     @property
     def can_teach(self) -> bool:
@@ -161,37 +180,41 @@ class QueryRows:
         return bool(self.y.any() and not self.y.all())
 
 
-def _fit(found: list[QueryRows], columns: int, seed: int) -> RankSVM:
-    """A ranker on the first `columns` features of these queries' candidates."""
-    X = np.concatenate([query_rows.X[:, :columns] for query_rows in found])
+def _fit(found: list[QueryRows], columns: int, variant: str, seed: int) -> RankSVM:
+    """A ranker on the first `columns` features (as the variant computes them) of these queries' candidates."""
+    X = np.concatenate([query_rows.rows(variant)[:, :columns] for query_rows in found])
     groups = np.concatenate([np.full(len(query_rows.y), n) for n, query_rows in enumerate(found)])
     return RankSVM(seed=seed).fit(X, np.concatenate([query_rows.y for query_rows in found]), groups)
 
 
 def _dev_recall(
-    found: list[QueryRows], choices: tuple[str, ...], categories: Categories, variant: str, seed: int
-) -> dict[str, float]:
-    """Each feature set's mean recall@10 of board-mates on held-out label boards: the boards are dealt into
-    DEV_FOLDS folds, and each fold's queries are ranked as serving ranks them by a ranker fitted on the other
-    folds' queries that can teach. Every query counts (a mate no source proposes is missed), so the recall
-    compares across candidate settings too. Empty when there is one choice, or too few queries to fit."""
+    found: list[QueryRows], choices: list[tuple[str, str]], categories: Categories, seed: int
+) -> dict[tuple[str, str], float]:
+    """Each (feature set, variant)'s mean recall@10 of board-mates on held-out label boards: the boards are
+    dealt into DEV_FOLDS folds, and each fold's queries are ranked as serving ranks them by a ranker fitted on
+    the other folds' queries that can teach. Every query counts (a mate no source proposes is missed), so the
+    recall compares across candidate settings too. Empty when there is one choice, or too few queries to fit."""
     if len(choices) == 1:
         return {}
     boards = np.random.default_rng(seed).permutation(sorted({query_rows.query.board for query_rows in found}))
     fold_of = {int(board): n % DEV_FOLDS for n, board in enumerate(boards)}
-    recall: dict[str, list[float]] = {choice: [] for choice in choices}
+    recall: dict[tuple[str, str], list[float]] = {choice: [] for choice in choices}
     for fold in range(DEV_FOLDS):
         dev = [query_rows for query_rows in found if fold_of[query_rows.query.board] == fold]
         fit = [query_rows for query_rows in found if fold_of[query_rows.query.board] != fold and query_rows.can_teach]
         if len(fit) < MIN_QUERIES or not dev:
             continue
-        for choice in choices:
-            names = feature_names(choice, categories)
-            ranker = _fit(fit, len(names), seed)
+        rankers: dict[tuple[str, bool], RankSVM] = {}  # variants that compute the same features share one
+        for features, variant in choices:
+            names = feature_names(features, categories)
+            shared = (features, variant in ON_OBJECT)
+            if shared not in rankers:
+                rankers[shared] = _fit(fit, len(names), variant, seed)
             for query_rows in dev:
-                score = score_parts(ranker, query_rows.X[:, : len(names)], names, query_rows.dominant, variant).sum(1)
+                X = query_rows.rows(variant)[:, : len(names)]
+                score = score_parts(rankers[shared], X, names, query_rows.dominant, variant).sum(1)
                 top = np.argsort(-score, kind="stable")[:10]
-                recall[choice].append(query_rows.y[top].sum() / len(query_rows.query.mates))
+                recall[features, variant].append(query_rows.y[top].sum() / len(query_rows.query.mates))
     return {choice: float(np.mean(values)) for choice, values in recall.items() if values}
 
 
@@ -217,8 +240,8 @@ def check_choice(feature_set: str, variant: str) -> None:
     """Refuse an unknown feature set or variant before any work."""
     if feature_set not in (*FEATURE_SETS, "auto"):
         raise BadArgumentError(f"unknown feature set {feature_set!r}; choose auto or one of {', '.join(FEATURE_SETS)}")
-    if variant not in VARIANTS:
-        raise BadArgumentError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if variant not in (*VARIANTS, "auto"):
+        raise BadArgumentError(f"unknown variant {variant!r}; choose auto or one of {', '.join(VARIANTS)}")
 
 
 def read_board_types(path: Path, board_ids: Mapping[str, int]) -> dict[int, str]:

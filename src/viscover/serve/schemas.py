@@ -153,7 +153,7 @@ class RelatedPage(BaseModel):
     results: list[RelatedOut]
     next_offset: int | None = Field(description="pass it back as `offset` for the next page; null at the end")
     ranker: str | None = Field(
-        description="the trained ranker: each query kind's feature set, and the variant; null before one is trained"
+        description="the trained ranker: each query kind's feature set and variant; null before one is trained"
     )
 
 
