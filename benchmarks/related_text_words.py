@@ -2,9 +2,10 @@
 (`related_text_words`), chosen without the test rooms.
 
 For each seed of `viscover eval related`, only its training rooms are used: `viscover related train`'s own
-held-out folds of label boards (`auto` features, the settings' variant) give each feature set's recall@10 of
+held-out folds of label boards (`auto` features, the settings' variant) give each choice's recall@10 of
 board-mates over every label query of a kind (a mate no source proposes is missed, so every value is scored
-on the same queries). A value's score per kind is the recall of the set `auto` picks, averaged over the seeds;
+on the same queries). A value's score per kind is the recall of the choice `auto` makes (the best of the
+ones it compares on these folds, so it reads a little high), averaged over the seeds;
 the setting's default is the value with the best mean of the two kinds.
 
     VISCOVER_MODELS_DIR=../shared/models python benchmarks/related_text_words.py \
@@ -75,7 +76,7 @@ def main() -> None:
         "# Related Pins: how many rare words text candidates match",
         f"Training rooms of seeds {', '.join(map(str, args.seeds))} only (test share {args.test_share}); recall@10 "
         f"of board-mates (every label query) on `related train`'s held-out folds of label boards, for the "
-        f"feature set and variant `auto` picks (variant: {home.related_variant}). Mean over seeds (each seed).",
+        f"choice `auto` makes (features: auto, variant: {home.related_variant}). Mean over seeds (each seed).",
         markdown_rows(["words", *(f"{kind} recall@10" for kind in KINDS), "mean of both"], rows),
         f"Best: {best} words.",
     )

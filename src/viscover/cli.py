@@ -776,7 +776,7 @@ def related_train_command(
     for kind, recall in report.dev_recall.items():
         typer.echo(
             f"  {kind} queries, recall@10 on held-out label boards: "
-            + ", ".join(f"{features}/{variant} {r:.3f}" for (features, variant), r in recall.items())
+            + ", ".join(f"{choice[0]}/{choice[1]} {r:.3f}" for choice, r in recall.items())
         )
 
 

@@ -16,8 +16,10 @@ import pytest
 from tests.conftest import IKEA, ikea_manifest
 from tests.test_cli import viscover
 from viscover import Engine
+from viscover.box import Box
 from viscover.config import Settings
 from viscover.errors import BadArgumentError, BadSettingError, NotEnoughDataError, UnknownPinError
+from viscover.ingest import Pin
 from viscover.related import (
     FEATURE_SETS,
     MODEL_FILE,
@@ -31,8 +33,8 @@ from viscover.related import (
     load_related,
 )
 from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
-from viscover.related.related import GRAPH_FEATURES, visual_vectors
-from viscover.related.train import nested_split, train_model
+from viscover.related.related import GRAPH_FEATURES, feature_names, visual_vectors
+from viscover.related.train import LabelQuery, QueryRows, nested_split, train_model
 from viscover.search import Searcher
 
 # pins 0-4 on boards 10-12:  board 10: {0, 1, 2}, board 11: {0, 1, 3}, board 12: {3, 4}
@@ -289,6 +291,37 @@ def test_training_builds_features_without_its_label_boards(ikea_home: Path) -> N
         offered = {(features, variant) for features in FEATURE_SETS[1:] for variant in VARIANTS}
         assert set(recall) == {(FEATURE_SETS[0], "none"), *offered}
         assert (auto.feature_sets[kind], auto.variants[kind]) == max(recall, key=recall.get)
+
+
+def test_training_rows_for_each_variant_are_what_serving_computes(ikea_home: Path) -> None:
+    """Variants A and B rank by the pooled similarity on the query's dominant object, none and C by the whole
+    image's: training's two feature matrices must be exactly what serving computes for each."""
+    with Searcher(Settings.load(ikea_home)) as searcher:
+        _, pins, boards = searcher.catalog.board_saves()
+        graph, categories = BoardGraph(pins, boards), Categories()
+        names = feature_names("visual", categories)
+        related = RelatedPins(searcher, lambda: graph)
+        run = searcher.snapshot().objects.model
+
+        def share(pin: Pin) -> float:  # of the image its dominant object's box covers (1 without one)
+            found = searcher.catalog.dominant_object(run, pin.key)
+            box = found[0].box if found else Box(0, 0, pin.width, pin.height)
+            return box.area / (pin.width * pin.height)
+
+        # the smallest dominant object: with its context, a bigger one's crop may be the whole image
+        pin = min(searcher.catalog.by_keys(sorted(set(pins.tolist()))).values(), key=share)
+        rows = QueryRows.of(related, pin, LabelQuery(pin.key, 0, frozenset()), graph, names, categories, on_object=True)
+        candidates = related.candidates(pin, graph)
+        on_object, _ = related.features(pin, candidates, graph, names, categories, "A")
+        plain, _ = related.features(pin, candidates, graph, names, categories, "none")
+        unchanged = QueryRows.of(related, pin, rows.query, graph, names, categories, on_object=False)
+    pool = names.index("visual pool")
+    assert rows.dominant
+    assert np.array_equal(rows.rows("A"), on_object) and np.array_equal(rows.rows("B"), on_object)
+    assert np.array_equal(rows.rows("none"), plain) and np.array_equal(rows.rows("C"), plain)
+    assert not np.allclose(on_object[:, pool], plain[:, pool])  # the object's similarity, not the image's
+    assert np.array_equal(np.delete(on_object, pool, axis=1), np.delete(plain, pool, axis=1))
+    assert unchanged.X_object is unchanged.X  # no variant on the object asked: computed once
 
 
 def test_bad_input_to_the_related_commands(ikea_home: Path, tmp_path: Path) -> None:

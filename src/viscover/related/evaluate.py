@@ -3,9 +3,10 @@
 Rooms of ikea-rooms play boards. They are split into train and test by seed (never items); the graph, the
 categories and every ranker come from the training rooms only. Each item of a test room is a query, and the
 other items of that room are what it should find. A query is warm when it is in some training room, cold when
-it is in none (then only visual candidates exist). Rows: random and popularity baselines, each candidate
-source alone, the Rank-SVM on co-occurrence features (the paper's control) and with visual, category-cross
-and dominant-object features added. Intervals: paired bootstrap over test rooms, pooled over the seeds.
+it is in none (then only visual and text candidates exist). Rows: random and popularity baselines, each
+candidate source alone, the Rank-SVM on co-occurrence features (the paper's control) and with visual,
+category-cross and dominant-object features added. Intervals: paired bootstrap over test rooms, pooled over
+the seeds.
 """
 
 from __future__ import annotations
@@ -29,8 +30,16 @@ from viscover.evaluate.report import csv_text, markdown_rows
 from viscover.evaluate.workhome import evaluation_settings, ingest_rows
 from viscover.ingest.sources import read_json_objects
 from viscover.related.graph import BoardGraph, best_first
-from viscover.related.related import SOURCES, Candidates, RelatedPins, VisualVectors, visual_vectors
-from viscover.related.train import train_model
+from viscover.related.related import (
+    FEATURE_SETS,
+    SOURCES,
+    Candidates,
+    RelatedModel,
+    RelatedPins,
+    VisualVectors,
+    visual_vectors,
+)
+from viscover.related.train import TrainReport, train_model
 from viscover.search import Engine, Searcher
 from viscover.search.objects import index_objects
 from viscover.storage import atomic_path
@@ -130,11 +139,12 @@ def run_seed(
     test_share: float,
     seed: int,
     progress: bool,
-) -> list[Outcome]:
-    """Split rooms, train every ranker row on the training rooms, and measure every row on the test rooms."""
+) -> tuple[list[Outcome], str]:
+    """Split rooms, train every ranker row on the training rooms, and measure every row on the test rooms; also
+    say what the full ranker chose on the held-out folds of the training boards."""
     split = split_rooms(rooms, test_share, seed)
     graph = BoardGraph(split.pins, split.boards)
-    models = {
+    trained = {
         row: train_model(
             searcher,
             split.pins,
@@ -145,12 +155,12 @@ def run_seed(
             vectors=vectors,
             seed=seed,
             progress=False,
-        )[0]
+        )
         for row, (feature_set, variant) in tqdm(
             RANKERS.items(), desc=f"related: rankers (seed {seed})", disable=not progress
         )
     }
-    rankers = {row: RelatedPins(searcher, lambda: graph, model, vectors) for row, model in models.items()}
+    rankers = {row: RelatedPins(searcher, lambda: graph, model, vectors) for row, (model, _) in trained.items()}
     sources = RelatedPins(searcher, lambda: graph, None, vectors)
     everyone = searcher.catalog.feature_keys(vectors["pool"].model)
     popular = graph.popularity().keys.tolist()
@@ -176,7 +186,17 @@ def run_seed(
         for row, ranking in rankings.items():
             outcome.recall[row], outcome.ndcg[row] = ranking_metrics(ranking, relevant)
         outcomes.append(outcome)
-    return outcomes
+    return outcomes, _choices(*trained[FULL])
+
+
+def _choices(model: RelatedModel, report: TrainReport) -> str:
+    """What the full ranker chose per query kind, with the held-out recall@10 of its choice and of the control."""
+    held_out = [
+        f"{kind} {recall[model.feature_sets[kind], model.variants[kind]]:.4f} against the control's "
+        f"{recall[FEATURE_SETS[0], 'none']:.4f}"
+        for kind, recall in report.dev_recall.items()
+    ]
+    return f"{model.describe()}; held-out recall@10: {', '.join(held_out) or 'not compared'}"
 
 
 def _baseline_rankings(
@@ -197,6 +217,7 @@ class RelatedStudy:
 
     outcomes: list[Outcome]
     seeds: tuple[int, ...]
+    choices: dict[int, str]  # seed → what the full ranker chose on that seed's training boards
     catalog_pins: int
     rooms: int
     draws: int
@@ -285,10 +306,13 @@ def evaluate_related(
     with rooms_home(folder, settings, work, limit=limit, progress=progress) as (engine, rooms):
         searcher = engine.searcher
         vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
-        outcomes = []
+        outcomes, choices = [], {}
         for seed in seeds:
-            outcomes += run_seed(searcher, rooms, vectors, test_share=test_share, seed=seed, progress=progress)
-        return RelatedStudy(outcomes, tuple(seeds), len(engine.catalog), len(rooms), draws)
+            found, choices[seed] = run_seed(
+                searcher, rooms, vectors, test_share=test_share, seed=seed, progress=progress
+            )
+            outcomes += found
+        return RelatedStudy(outcomes, tuple(seeds), choices, len(engine.catalog), len(rooms), draws)
 
 
 def write_related_report(study: RelatedStudy, out: Path | None, command: str) -> str:
@@ -362,6 +386,11 @@ the training's label boards. Rows "variant A/B/C" use every feature with that va
 Every ranker against the bars' baselines (pooled [95% CI], then each seed):
 
 {markdown_rows(["ranker", "warm / cooccurrence", "per seed", "cold / popularity", "per seed"], every_row)}
+
+What the full ranker chose on each seed's held-out folds of its training boards (the control: co-occurrence
+features, variant none):
+
+{chr(10).join(f"- seed {seed}: {text}" for seed, text in study.choices.items())}
 
 {chr(10).join(sections)}
 ![recall@10 by row](related-recall.png)

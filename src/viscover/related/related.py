@@ -8,7 +8,7 @@ logits, our fc6 and fc8), the query's coarse category vector times that similari
 cross features), its text score, and, in the paper's variants, the query's dominant visual object: A computes
 the query's visual features on that object's box, B does too and weighs visual similarity five times, C only
 weighs it five times. Queries on some board (warm) and on none (cold) have a ranker each. A candidate's
-popularity (its board count) is a feature too: for a cold query it is the only graph feature there is.
+popularity (its board count) is a feature too: for a cold query it is the only graph score there is.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ WALK_STEPS = 10_000  # moves of a candidate walk (it stops earlier once DEPTH["w
 FEATURE_SETS = ("cooccurrence", "visual", "category", "text")  # each adds its features to the ones before
 KINDS = ("warm", "cold")  # queries on some board, and on none: each kind has its own ranker
 VARIANTS = ("none", "A", "B", "C")
-ON_OBJECT = ("A", "B")  # variants that compute the query's visual features on its dominant object's box
+ON_OBJECT = ("A", "B")  # variants that compute the query's pooled similarity on its dominant object's box
 BOOSTED = ("B", "C")  # variants that weigh visual similarity more for a query with a dominant object
 VISUAL_BOOST = 5.0  # variants B and C: how much more visual similarity weighs for a dominant-object query
 MAX_CATEGORIES = 32  # the paper's 32 site-wide categories

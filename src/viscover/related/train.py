@@ -5,7 +5,7 @@ feature comes from is built from the other boards only. Without it, co-occurrenc
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from viscover.errors import BadArgumentError, BadManifestError, NotEnoughDataError
+from viscover.ingest import Pin
 from viscover.ingest.sources import read_json_objects
 from viscover.related.graph import BoardGraph
 from viscover.related.ranker import RankSVM
@@ -97,9 +98,10 @@ def train_model(
     feature_sets = FEATURE_SETS if feature_set == "auto" else (feature_set,)
     variants = VARIANTS if variant == "auto" else (variant,)
     # co-occurrence features rank alike under every variant (it has no visual feature to move): offered once.
-    # Ties (and too little data to tell) go to the smaller set, then the plainer variant.
+    # Ties (and too little data to tell) go to the smaller set, then the earlier variant (none, A, B, C).
     choices = [(f, way) for f in feature_sets for way in variants if f != FEATURE_SETS[0] or way == variants[0]]
     names = feature_names(feature_sets[-1], categories)  # each set's features come first in the next one's
+    on_object = bool(set(variants) & set(ON_OBJECT))
     related = RelatedPins(searcher, lambda: feature_graph, None, vectors)
     queries = _label_queries(split.label_pins, split.label_board_of, max_queries, seed)
     catalog_pins = searcher.catalog.by_keys(sorted({query.key for query in queries}))
@@ -109,15 +111,9 @@ def train_model(
         pin = catalog_pins.get(query.key)
         if pin is None:
             continue
-        candidates = related.candidates(pin, feature_graph)
-        X, dominant = related.features(pin, candidates, feature_graph, names, categories)
-        X_object = X
-        if dominant and set(variants) & set(ON_OBJECT):
-            X_object = related.features(pin, candidates, feature_graph, names, categories, ON_OBJECT[0])[0]
-        dominant_queries += dominant
-        kind = "warm" if feature_graph.degree(query.key) > 0 else "cold"
-        relevant = np.isin(candidates.keys, list(query.mates)).astype(int)
-        rows[kind].append(QueryRows(query, X, X_object, relevant, dominant))
+        query_rows = QueryRows.of(related, pin, query, feature_graph, names, categories, on_object=on_object)
+        dominant_queries += query_rows.dominant
+        rows["warm" if feature_graph.degree(query.key) > 0 else "cold"].append(query_rows)
     rankers, chosen, teaching, dev_recall = {}, {}, {}, {}
     for kind, found in rows.items():
         teaching[kind] = [query_rows for query_rows in found if query_rows.can_teach]
@@ -166,9 +162,31 @@ class QueryRows:
 
     query: LabelQuery
     X: np.ndarray
-    X_object: np.ndarray  # the same, with visual features on the query's dominant object (X when it has none)
+    X_object: np.ndarray  # the same, pooled similarity on the query's dominant object (X when it has none)
     y: np.ndarray
     dominant: bool  # the query has a dominant object (variants B and C weigh visual features more then)
+
+    @classmethod
+    def of(
+        cls,
+        related: RelatedPins,
+        pin: Pin,
+        query: LabelQuery,
+        graph: BoardGraph,
+        names: Sequence[str],
+        categories: Categories,
+        *,
+        on_object: bool,
+    ) -> QueryRows:
+        """The query's candidates from `graph`, their features `names`, and with `on_object` (variants A or B
+        may be chosen) the same computed on its dominant object."""
+        candidates = related.candidates(pin, graph)
+        X, dominant = related.features(pin, candidates, graph, names, categories)
+        X_object = X
+        if dominant and on_object and "visual pool" in names:
+            # A and B compute the same features (B only weighs them differently when scoring)
+            X_object = related.features(pin, candidates, graph, names, categories, "A")[0]
+        return cls(query, X, X_object, np.isin(candidates.keys, list(query.mates)).astype(int), dominant)
 
     def rows(self, variant: str) -> np.ndarray:
         """The features the variant ranks by."""
