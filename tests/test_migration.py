@@ -25,6 +25,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "release-0.1.0-home"
 @pytest.fixture
 def old_home(tmp_path: Path) -> Path:
     shutil.copytree(FIXTURE, tmp_path / "fixture")
+    # the release ingested its scenes from /tmp/fixture-v0/images: point its pins at this copy's images
+    db = sqlite3.connect(tmp_path / "fixture" / "home" / "catalog.db")
+    with db:
+        db.execute("UPDATE pins SET location = replace(location, '/tmp/fixture-v0', ?)", (str(tmp_path / "fixture"),))
+    db.close()
     return tmp_path / "fixture" / "home"
 
 
