@@ -108,14 +108,20 @@ class Settings(BaseSettings):
         description="annotations scoring less are not shown; scores depend on a catalog's text, so `viscover eval "
         "annotations` reports the score at which a catalog's annotations are mostly right (default: show all)",
     )
-    # Dots ship off: on docs/results/flashlight-dots the visual-search signals did not beat the detector's score
-    # alone by the +20% precision asked for. The thresholds are that evaluation's tuned "all three" row. A catalog
-    # pin's dots are its stored objects, detected at `min_score`: a lower detector threshold reaches uploads only.
-    dots: bool = Field(False, description="show object dots (Flashlight); see docs/results/flashlight-dots")
+    # The thresholds are docs/results/flashlight-dots' tuned "all three" row. A catalog pin's dots are its stored
+    # objects, detected at `min_score`: a lower detector threshold reaches uploads only.
+    dots: bool = Field(True, description="show object dots (Flashlight); see docs/results/flashlight-dots")
+    dot_conformity: Literal["label", "largest"] = Field(
+        "label",
+        description="a dot's category conformity: the share of its top results in which the detector saw the "
+        "dot's own label (their stored objects, else their category), or the paper's largest share of them with "
+        "one category (among those with a category); docs/results/flashlight-dots compares the two",
+    )
+    dot_conformity_depth: int = Field(10, ge=1, description="a dot's top results its conformity is measured on")
     dot_min_detector: float = Field(0.3, ge=0, le=1, description="a dot's least detector score")
     dot_min_similarity: float = Field(0.0, ge=0, le=1, description="a dot's least top-result similarity")
     dot_min_annotation: float = Field(0.0, ge=0, description="a dot's least top-annotation score")
-    dot_min_conformity: float = Field(0.795, ge=0, le=1, description="a dot's least category conformity")
+    dot_min_conformity: float = Field(0.5, ge=0, le=1, description="a dot's least category conformity")
     # Related Pins: the ranker `viscover related train` learns by default (docs/results/related-ikea compares all)
     related_features: Literal["auto", "cooccurrence", "visual", "category", "text"] = Field(
         "auto",

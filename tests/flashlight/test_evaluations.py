@@ -29,15 +29,15 @@ def scene() -> Scene:
 
 
 def candidates() -> Candidates:
-    # rows: detector, similarity, annotation, conformity
+    # rows: detector, similarity, annotation, conformity, largest share (the paper's conformity)
     signals = np.array(
         [
-            [0.9, 0.8, 2.0, 0.9],  # on cat box 0, its results truly cats: useful
-            [0.8, 0.7, 1.0, 0.3],  # on cat box 0 too: the box is taken, so wrong
-            [0.7, 0.6, 1.0, 0.8],  # on the dog, results not dogs: wrong
-            [0.6, 0.5, 1.0, 0.8],  # on the crowd region: ignored
-            [0.5, 0.5, 1.0, 0.8],  # on the yak, too rare to judge: ignored
-            [0.4, 0.2, 0.1, 0.2],  # on nothing: wrong
+            [0.9, 0.8, 2.0, 0.9, 0.9],  # on cat box 0, its results truly cats: useful
+            [0.8, 0.7, 1.0, 0.3, 0.9],  # on cat box 0 too: the box is taken, so wrong
+            [0.7, 0.6, 1.0, 0.8, 0.5],  # on the dog, results not dogs: wrong
+            [0.6, 0.5, 1.0, 0.8, 0.5],  # on the crowd region: ignored
+            [0.5, 0.5, 1.0, 0.8, 0.5],  # on the yak, too rare to judge: ignored
+            [0.4, 0.2, 0.1, 0.2, 1.0],  # on nothing: wrong
         ]
     )
     overlaps = {iou: [[0], [0], [1], [2], [3], []] for iou in (0.5, 0.7)}
@@ -67,7 +67,7 @@ def test_tuning_finds_the_conformity_that_drops_the_duplicate() -> None:
 
 def test_ceiling_is_the_best_ratio_over_the_detector_alone_at_a_dot_rate() -> None:
     c = candidates()
-    study = DotsStudy(c, c, {}, catalog_pins=0, whole_images=0, floor=0.25, beta=0.5)
+    study = DotsStudy(c, c, {}, 0, 0, floor=0.25, beta=0.5, conformity="label", conformity_depth=10)
     # conformity >= 0.8 drops the duplicate: 1 useful of 2 judged against the top 3 or 4 by score's 1 of 3
     ceilings = study.ceilings((0.0, 5.0, 7.0), min_dots=2)
     ratio, thresholds, dots = ceilings[0.0]
@@ -114,7 +114,8 @@ def test_eval_dots_writes_table_5_and_applies_thresholds(tmp_path: Path) -> None
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = (out / "dots.md").read_text()
-    for row in ("no filter", "detector score alone", "visual only", "annotation only", "all three"):
+    rows = ("no filter", "detector score alone", "visual only", "annotation only", "all three, the paper's conformity")
+    for row in (*rows, "all three"):
         assert f"| {row} |" in report
     assert "precision ratio" in report and "ROC AUC" in report and "best tune ratio" in report
     rows = list(csv.DictReader((out / "dots.csv").read_text().splitlines()))

@@ -14,8 +14,8 @@ from viscover import Box, BytesQuery, Engine, PinQuery, Searcher
 from viscover.errors import BadArgumentError, BadSettingError
 from viscover.flashlight import Flashlight
 from viscover.ingest import Pin
-from viscover.search import Annotation, Dot, DotThresholds, SearchHit, index_objects, write_thresholds
-from viscover.search.annotations import annotate, conformity, idf
+from viscover.search import Annotation, Dot, DotThresholds, Insight, SearchHit, index_objects, write_thresholds
+from viscover.search.annotations import annotate, conformity, idf, label_share
 
 
 def hit(key: int, category: str | None, similarity: float = 1.0) -> SearchHit:
@@ -46,11 +46,23 @@ def test_conformity_is_the_largest_category_share_among_categorized_results() ->
     assert conformity([hit(1, None)]) == 0.0 and conformity([]) == 0.0
 
 
+def test_label_share_counts_the_results_carrying_the_dots_label_among_all_results() -> None:
+    hits = [hit(1, None), hit(2, None), hit(3, None), hit(4, None)]
+    labels = {1: {"chair", "tv"}, 2: {"chair"}, 3: set()}  # 4: nothing known, so no label
+    assert label_share(hits, "chair", labels) == pytest.approx(2 / 4)
+    assert label_share(hits, "tv", labels) == pytest.approx(1 / 4)
+    assert label_share([], "chair", labels) == 0.0
+
+
 def test_a_dot_whose_results_disagree_on_category_is_dropped() -> None:
     thresholds = DotThresholds(detector=0.5, similarity=0.6, annotation=1.0, conformity=0.8)
     confident = Dot(Box(0, 0, 10, 10), "chair", 0.9, 0.8, 2.0, 0.9, False)
     mixed = Dot(Box(0, 0, 10, 10), "chair", 0.9, 0.8, 2.0, conformity([hit(1, "a"), hit(2, "b"), hit(3, "c")]), False)
     assert thresholds.passes(confident) and not thresholds.passes(mixed)
+    # results that agree with each other but not with the dot's label: a hallucinated chair among tables
+    tables = [hit(1, None), hit(2, None), hit(3, None)]
+    elsewhere = label_share(tables, "chair", {1: {"dining table"}, 2: {"dining table"}, 3: {"dining table", "cup"}})
+    assert not thresholds.passes(Dot(Box(0, 0, 10, 10), "chair", 0.9, 0.8, 2.0, elsewhere, False))
     assert not thresholds.passes(Dot(Box(0, 0, 1, 1), "cup", 0.4, 1.0, 9.0, 1.0, False))  # the detector's score too
 
 
@@ -113,3 +125,27 @@ def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home:
         # an upload is detected afresh, down to the dot threshold; a catalog pin's objects were stored at min_score
         assert any(d.score < engine.settings.min_score for d in upload)
         assert {d.label for d in upload if d.score >= engine.settings.min_score} == {d.label for d in dots}
+
+
+def test_a_dots_conformity_is_the_share_of_its_top_results_whose_stored_objects_carry_its_label(
+    coco_home: Path, indexed_home: Path
+) -> None:
+    with Searcher.open(coco_home, detector="yolox_nano", dot_conformity_depth=5) as searcher:
+        insight = Insight(searcher)
+        scene = next(p for p in searcher.catalog if p.location.endswith("000000000139.jpg"))
+        image = insight.query_image(PinQuery(scene.pin_id))
+        judged = insight.judge(image, searcher.detector().detect(image, 0.5), {scene.key}, insight.thresholds)
+        run = searcher.snapshot().objects.model
+        for dot, hits in judged:
+            stored = {hit.key: {o.label for o in searcher.catalog.objects(run, key=hit.key)} for hit in hits[:5]}
+            assert insight.result_labels([hits])[hits[0].key] == stored[hits[0].key]
+            assert dot.conformity == pytest.approx(sum(dot.label in stored[h.key] for h in hits[:5]) / 5)
+        assert any(dot.conformity > 0 for dot, _ in judged) and all(len(hits) >= 5 for _, hits in judged)
+    with Searcher.open(coco_home, detector="yolox_nano", dot_conformity="largest") as searcher:
+        insight = Insight(searcher)
+        paper = insight.judge(image, searcher.detector().detect(image, 0.5), {scene.key}, insight.thresholds)
+        assert [dot.conformity for dot, _ in paper] == [conformity(hits[:10]) for _, hits in paper]
+    # where `viscover objects` has not looked at a pin (here: no object run at all), its category is its label
+    with Searcher.open(indexed_home) as searcher:
+        hits = searcher.search(PinQuery(next(iter(searcher.catalog)).pin_id), 5)
+        assert Insight(searcher).result_labels([hits]) == {h.key: {h.pin.category.lower()} for h in hits}

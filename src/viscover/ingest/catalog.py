@@ -337,6 +337,20 @@ class CatalogView:
         """Whether `run` has looked at the pin (it may have found nothing)."""
         return self._db.execute("SELECT 1 FROM detected WHERE run = ? AND key = ?", (run, key)).fetchone() is not None
 
+    def object_labels(self, run: str, keys: Sequence[int]) -> dict[int, set[str]]:
+        """The labels of each pin's stored objects, for the pins among `keys` that `run` has looked at (one
+        where it found nothing has none)."""
+        found: dict[int, set[str]] = {}
+        for chunk in _chunks(sorted({int(k) for k in keys})):
+            rows = self._db.execute(
+                "SELECT d.key, o.label FROM detected d LEFT JOIN objects o ON o.run = d.run AND o.key = d.key "
+                f"WHERE d.run = ? AND d.key IN ({_marks(chunk)})",
+                [run, *chunk],
+            )
+            for key, label in rows:
+                found.setdefault(key, set()).update([label] if label is not None else [])
+        return found
+
     def object_ids(self, run: str) -> np.ndarray:
         """Ids of every object of a run, in order (cheap: no vectors are read)."""
         rows = self._db.execute("SELECT id FROM objects WHERE run = ? ORDER BY id", (run,)).fetchall()

@@ -1,11 +1,11 @@
 """Annotations (sections 7 and 8): the terms of a result list's pins, aggregated by tf-idf, to show as clickable chips,
-and the category conformity of a result list. Plain arithmetic over hits and their pins' term counts."""
+and the category conformity of a result list. Plain arithmetic over hits, their pins' term counts and labels."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from viscover.search.results import SearchHit
@@ -61,3 +61,9 @@ def conformity(hits: Sequence[SearchHit]) -> float:
     """The largest share of the hits with one category, among the hits that have a category (0 without any)."""
     categories = Counter(hit.pin.category for hit in hits if hit.pin.category)
     return max(categories.values()) / sum(categories.values()) if categories else 0.0
+
+
+def label_share(hits: Sequence[SearchHit], label: str, labels: Mapping[int, Collection[str]]) -> float:
+    """The share of the hits whose pins carry `label` (`labels`: pin key → its labels; a pin not in it carries
+    none): how far visual search agrees with what the detector called the box (0 without hits)."""
+    return sum(label in labels.get(hit.key, ()) for hit in hits) / len(hits) if hits else 0.0

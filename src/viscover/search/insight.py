@@ -4,7 +4,10 @@ and Lens both show them.
 
 A dot is an object the detector found *and* visual search is confident about (Table 5): each box is searched
 (all boxes in one batch), and three signals of its results must pass their thresholds besides the detector's
-score: the top result's similarity, the top annotation's score, and category conformity.
+score: the top result's similarity, the top annotation's score, and category conformity. Conformity is by
+default the share of the top results in which the detector saw the dot's own label, which catches both of the
+paper's failures (a hallucinated box, unrelated results); the paper's largest share of one category is the
+other choice.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from viscover.box import Box
 from viscover.detect import REGION, Detection
 from viscover.errors import BadSettingError
 from viscover.ingest import Pin, decode_image
-from viscover.search.annotations import Annotation, annotate, conformity
+from viscover.search.annotations import Annotation, annotate, conformity, label_share
 from viscover.search.queries import ImageQuery, PinQuery, Query
 from viscover.search.results import SearchHit
 from viscover.search.searcher import Searcher
@@ -60,7 +63,7 @@ class Dot:
     score: float  # the detector's
     similarity: float  # of the box's top result
     annotation: float  # score of the box's top annotation (0 without any)
-    conformity: float  # largest share of the box's results with one category
+    conformity: float  # share of the box's top results with its label (or with their commonest category)
     shown: bool
 
 
@@ -153,21 +156,31 @@ class Insight:
         boxes = [d.box.padded(self.settings.object_context, *image.size) for d in detections]
         depth = self.settings.annotation_depth
         results = self.searcher.search_many([ImageQuery(image, box) for box in boxes], k=depth + len(exclude))
+        kept = [[hit for hit in hits if hit.key not in exclude][:depth] for hits in results]
+        labels = self.result_labels(kept) if self.settings.dot_conformity == "label" else None
         judged = []
-        for detection, hits in zip(detections, results, strict=True):
-            hits = [hit for hit in hits if hit.key not in exclude][:depth]
+        for detection, hits in zip(detections, kept, strict=True):
             annotations = self.annotations(hits)
+            top = hits[: self.settings.dot_conformity_depth]
             dot = Dot(
                 detection.box,
                 detection.label,
                 detection.score,
                 hits[0].similarity if hits else 0.0,
                 annotations[0].score if annotations else 0.0,
-                conformity(hits),
+                conformity(top) if labels is None else label_share(top, detection.label, labels),
                 shown=False,
             )
             judged.append((dataclasses.replace(dot, shown=thresholds.passes(dot)), hits))
         return judged
+
+    def result_labels(self, results: Sequence[Sequence[SearchHit]]) -> dict[int, set[str]]:
+        """Each result pin's labels in the detector's words: its stored objects' (`viscover objects`), or its
+        category where the published object run has not looked at it."""
+        pins = {hit.key: hit.pin for hits in results for hit in hits}
+        objects = self.searcher.snapshot().objects
+        stored = self.searcher.catalog.object_labels(objects.model, list(pins)) if objects is not None else {}
+        return {key: stored.get(key, {pin.category.lower()} if pin.category else set()) for key, pin in pins.items()}
 
     def _detections(self, image: Image.Image, own: Pin | None) -> list[Detection]:
         """A catalog pin's objects as `viscover objects` stored them; otherwise the detector's."""

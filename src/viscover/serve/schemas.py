@@ -83,7 +83,10 @@ class DotOut(BaseModel):
     score: float = Field(description="the detector's confidence")
     similarity: float = Field(description="similarity of the box's top visual result")
     annotation: float = Field(description="score of the box's top annotation")
-    conformity: float = Field(description="largest share of the box's results with one category")
+    conformity: float = Field(
+        description="category conformity of the box's top results: the share carrying the box's label (or, with "
+        "dot_conformity=largest, the largest share with one category)"
+    )
     shown: bool = Field(description="whether every signal passed its threshold: show it as a dot")
 
 
