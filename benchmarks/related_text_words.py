@@ -4,8 +4,8 @@
 For each seed of `viscover eval related`, only its training rooms are used: `viscover related train`'s own
 held-out folds of label boards (`auto` features, the settings' variant) give each choice's recall@10 of
 board-mates over every label query of a kind (a mate no source proposes is missed, so every value is scored
-on the same queries). A value's score per kind is the recall of the choice `auto` makes (the best of the
-ones it compares on these folds, so it reads a little high), averaged over the seeds;
+on the same queries). A value's score per kind is the recall of the choice `auto` makes (the simplest within
+one standard error of the best it compares on these folds, so it may read a little high), averaged over the seeds;
 the setting's default is the value with the best mean of the two kinds.
 
     VISCOVER_MODELS_DIR=../shared/models python benchmarks/related_text_words.py \

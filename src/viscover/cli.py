@@ -775,7 +775,8 @@ def related_train_command(
     )
     for kind, recall in report.dev_recall.items():
         typer.echo(
-            f"  {kind} queries, recall@10 on held-out label boards: "
+            f"  {kind} queries, recall@10 on held-out label boards (one standard error of the best: "
+            f"{report.dev_standard_error[kind]:.3f}): "
             + ", ".join(f"{choice[0]}/{choice[1]} {r:.3f}" for choice, r in recall.items())
         )
 

@@ -126,12 +126,13 @@ class Settings(BaseSettings):
     related_features: Literal["auto", "cooccurrence", "visual", "category", "text"] = Field(
         "auto",
         description="Related Pins ranker features: co-occurrence only, + visual, + category cross, + text, or auto: "
-        "for warm and for cold queries, the set that does best on held-out folds of the training label boards",
+        "for warm and for cold queries, the smallest set within one standard error of the best on held-out folds of "
+        "the training label boards",
     )
     related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
         "auto",
         description="Related Pins dominant-object variant: none, the paper's A, B or C, or auto: for warm and for "
-        "cold queries, the one that does best on held-out folds of the training label boards",
+        "cold queries, the first within one standard error of the best on held-out folds of the training label boards",
     )
     related_text_words: int = Field(
         4,

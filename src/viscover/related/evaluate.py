@@ -193,7 +193,8 @@ def _choices(model: RelatedModel, report: TrainReport) -> str:
     """What the full ranker chose per query kind, with the held-out recall@10 of its choice and of the control."""
     held_out = [
         f"{kind} {recall[model.feature_sets[kind], model.variants[kind]]:.4f} against the control's "
-        f"{recall[FEATURE_SETS[0], 'none']:.4f}"
+        f"{recall[FEATURE_SETS[0], 'none']:.4f} and the best's {max(recall.values()):.4f} "
+        f"(one standard error {report.dev_standard_error[kind]:.4f})"
         for kind, recall in report.dev_recall.items()
     ]
     return f"{model.describe()}; held-out recall@10: {', '.join(held_out) or 'not compared'}"
@@ -376,8 +377,9 @@ rooms into train and test. Everything (graph, categories, rankers) comes from th
 test room queries for the room's other items. Warm queries are in some training room, cold ones in none.
 Intervals: bootstrap over test rooms (paired for ratios), pooled over seeds. The full ranker is the shipped
 default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence, + visual, + category cross,
-+ text) and dominant-object variant (none, A, B, C) whose ranker finds the most board-mates on held-out folds of
-the training's label boards. Rows "variant A/B/C" use every feature with that variant.
++ text) and dominant-object variant (none, A, B, C) chosen on held-out folds of the training's label boards: the
+simplest whose ranker finds board-mates within one standard error of the best. Rows "variant A/B/C" use every
+feature with that variant.
 
 ## Bars
 

@@ -44,8 +44,9 @@ class TrainReport:
     feature_boards: int
     dominant_queries: int  # queries with a dominant object (0 until `viscover objects` has run)
     seconds: float
-    # kind → (feature set, variant) → recall@10 on held-out label boards (when `auto` chose either)
+    # kind → (feature set, variant) → mean recall@10 on held-out label boards (when `auto` chose either)
     dev_recall: dict[str, dict[tuple[str, str], float]]
+    dev_standard_error: dict[str, float]  # kind → the standard error of the best choice's mean
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,8 @@ def train_model(
     feature_sets = FEATURE_SETS if feature_set == "auto" else (feature_set,)
     variants = VARIANTS if variant == "auto" else (variant,)
     # co-occurrence features rank alike under every variant (it has no visual feature to move): offered once.
-    # Ties (and too little data to tell) go to the smaller set, then the earlier variant (none, A, B, C).
+    # The first choice within one standard error of the best wins, so the order says which is simpler: the smaller
+    # set, then the earlier variant (none, A, B, C); with too little data to tell, the first.
     choices = [(f, way) for f in feature_sets for way in variants if f != FEATURE_SETS[0] or way == variants[0]]
     names = feature_names(feature_sets[-1], categories)  # each set's features come first in the next one's
     on_object = bool(set(variants) & set(ON_OBJECT))
@@ -114,14 +116,15 @@ def train_model(
         query_rows = QueryRows.of(related, pin, query, feature_graph, names, categories, on_object=on_object)
         dominant_queries += query_rows.dominant
         rows["warm" if feature_graph.degree(query.key) > 0 else "cold"].append(query_rows)
-    rankers, chosen, teaching, dev_recall = {}, {}, {}, {}
+    rankers, chosen, teaching, dev_recall, dev_error = {}, {}, {}, {}, {}
     for kind, found in rows.items():
         teaching[kind] = [query_rows for query_rows in found if query_rows.can_teach]
         if len(teaching[kind]) >= MIN_QUERIES:
             recall = _dev_recall(found, choices, categories, seed)
+            chosen[kind] = choices[0]
             if recall:
-                dev_recall[kind] = recall
-            chosen[kind] = max(choices, key=lambda c: (recall.get(c, -1.0), -choices.index(c)))
+                chosen[kind], dev_error[kind] = within_one_standard_error(recall)
+                dev_recall[kind] = {choice: float(values.mean()) for choice, values in recall.items()}
             features, way = chosen[kind]
             rankers[kind] = _fit(teaching[kind], len(feature_names(features, categories)), way, seed)
     if not rankers:
@@ -139,6 +142,7 @@ def train_model(
         dominant_queries,
         time.perf_counter() - start,
         dev_recall,
+        dev_error,
     )
     feature_choice = {kind: features for kind, (features, _) in chosen.items()}
     variant_choice = {kind: way for kind, (_, way) in chosen.items()}
@@ -205,13 +209,23 @@ def _fit(found: list[QueryRows], columns: int, variant: str, seed: int) -> RankS
     return RankSVM(seed=seed).fit(X, np.concatenate([query_rows.y for query_rows in found]), groups)
 
 
+def within_one_standard_error(recall: dict[tuple[str, str], np.ndarray]) -> tuple[tuple[str, str], float]:
+    """The first (simplest) choice whose mean held-out recall is within one standard error of the best mean (the
+    "one standard error rule" of cross-validation: a richer choice must win by more than the noise of its
+    estimate), and that standard error."""
+    best = max(recall.values(), key=np.mean)
+    error = float(best.std(ddof=1) / np.sqrt(len(best))) if len(best) > 1 else 0.0
+    return next(choice for choice, values in recall.items() if values.mean() >= best.mean() - error), error
+
+
 def _dev_recall(
     found: list[QueryRows], choices: list[tuple[str, str]], categories: Categories, seed: int
-) -> dict[tuple[str, str], float]:
-    """Each (feature set, variant)'s mean recall@10 of board-mates on held-out label boards: the boards are
-    dealt into DEV_FOLDS folds, and each fold's queries are ranked as serving ranks them by a ranker fitted on
-    the other folds' queries that can teach. Every query counts (a mate no source proposes is missed), so the
-    recall compares across candidate settings too. Empty when there is one choice, or too few queries to fit."""
+) -> dict[tuple[str, str], np.ndarray]:
+    """Each (feature set, variant)'s recall@10 of board-mates for every held-out query, in one order: the label
+    boards are dealt into DEV_FOLDS folds, and each fold's queries are ranked as serving ranks them by a ranker
+    fitted on the other folds' queries that can teach. Every query counts (a mate no source proposes is missed),
+    so the recall compares across candidate settings too. Empty when there is one choice, or too few queries to
+    fit."""
     if len(choices) == 1:
         return {}
     boards = np.random.default_rng(seed).permutation(sorted({query_rows.query.board for query_rows in found}))
@@ -233,7 +247,7 @@ def _dev_recall(
                 score = score_parts(rankers[shared], X, names, query_rows.dominant, variant).sum(1)
                 top = np.argsort(-score, kind="stable")[:10]
                 recall[features, variant].append(query_rows.y[top].sum() / len(query_rows.query.mates))
-    return {choice: float(np.mean(values)) for choice, values in recall.items() if values}
+    return {choice: np.array(values) for choice, values in recall.items() if values}
 
 
 def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -> list[LabelQuery]:
