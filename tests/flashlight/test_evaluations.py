@@ -122,7 +122,8 @@ def test_eval_dots_writes_table_5_and_applies_thresholds(tmp_path: Path) -> None
     assert {r["split"] for r in rows} == {"report", "tune"} and {r["iou"] for r in rows} == {"0.5", "0.7"}
     assert (out / "dots-roc.png").stat().st_size > 0 and (out / "dots-precision.png").stat().st_size > 0
     saved = json.loads((tmp_path / "home" / "flashlight" / "dots.json").read_text())
-    assert saved["version"] == 1 and set(saved["thresholds"]) == {"detector", "similarity", "annotation", "conformity"}
+    assert saved["version"] == 2 and set(saved["thresholds"]) == {"detector", "similarity", "annotation", "conformity"}
+    assert saved["conformity"] == {"measure": "label", "depth": 10}  # what the thresholds were tuned for
 
 
 def test_eval_annotations_on_both_data_sets(tmp_path: Path) -> None:

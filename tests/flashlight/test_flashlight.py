@@ -115,10 +115,15 @@ def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home:
         assert {"tv", "chair"} <= {d.label for d in dots}
         assert all(0 <= d.similarity <= 1 and 0 <= d.conformity <= 1 and d.annotation >= 0 for d in dots)
         assert all(d.shown for d in dots)  # these thresholds only ask for the detector's score
-        write_thresholds(home, DotThresholds(0.5, 0.0, 0.0, 1.01), "test: no conformity is that high")
+        write_thresholds(engine.settings, DotThresholds(0.5, 0.0, 0.0, 1.01), "test: no conformity is that high")
         assert not any(d.shown for d in Flashlight(engine.searcher).dots(PinQuery(scene.pin_id)))
-        (home / "flashlight" / "dots.json").write_text('{"version": 1, "thresholds": {"detector": 0.5}}')
+        (home / "flashlight" / "dots.json").write_text('{"version": 2, "thresholds": {"detector": 0.5}}')
         with pytest.raises(BadSettingError, match=r"dots\.json holds no dot thresholds"):
+            Flashlight(engine.searcher).dots(PinQuery(scene.pin_id))
+        # thresholds tuned for another measure of conformity would mean something else: refused, not applied
+        paper = engine.settings.model_copy(update={"dot_conformity": "largest", "dot_conformity_depth": 20})
+        write_thresholds(paper, DotThresholds(0.5, 0.0, 0.0, 0.0), "test: tuned for the paper's conformity")
+        with pytest.raises(BadSettingError, match=r"tuned for conformity 'largest' over the top 20 .* 'label'"):
             Flashlight(engine.searcher).dots(PinQuery(scene.pin_id))
         (home / "flashlight" / "dots.json").unlink()
         upload = flashlight.dots(BytesQuery(Path(scene.location).read_bytes()))

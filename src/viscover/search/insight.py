@@ -21,6 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from viscover.box import Box
+from viscover.config import Settings
 from viscover.detect import REGION, Detection
 from viscover.errors import BadSettingError
 from viscover.ingest import Pin, decode_image
@@ -32,7 +33,7 @@ from viscover.search.stream import ResultStream
 from viscover.storage import atomic_path
 
 THRESHOLDS_FILE = "flashlight/dots.json"
-THRESHOLDS_VERSION = 1
+THRESHOLDS_VERSION = 2  # 2: with the measure of conformity the thresholds were tuned for
 NARROW_CHUNK = 50  # results read at a time while narrowing to a term
 
 
@@ -129,7 +130,7 @@ class Insight:
             return DotThresholds(s.dot_min_detector, s.dot_min_similarity, s.dot_min_annotation, s.dot_min_conformity)
         saved = self._saved
         if saved is None or saved[0] != changed:
-            saved = self._saved = (changed, read_thresholds(path))
+            saved = self._saved = (changed, read_thresholds(path, self.settings))
         return saved[1]
 
     def dots(self, query: Query, image: Image.Image | None = None) -> list[Dot]:
@@ -200,25 +201,41 @@ class Insight:
         return decode_image(query.data, query.name, self.settings.max_image_pixels).image
 
 
-def read_thresholds(path: Path) -> DotThresholds:
-    """A home's saved thresholds; a file this version cannot read is an error that names it."""
+def read_thresholds(path: Path, settings: Settings) -> DotThresholds:
+    """A home's saved thresholds; a file this version cannot read, or one tuned for another measure of conformity
+    than the settings' (its thresholds would mean something else), is an error that names it."""
     try:
         saved = json.loads(path.read_text())
         if saved.get("version") != THRESHOLDS_VERSION:
             raise ValueError(f"version {saved.get('version')!r}, this viscover reads {THRESHOLDS_VERSION}")
-        return DotThresholds(**{name: float(saved["thresholds"][name]) for name in DotThresholds.__dataclass_fields__})
+        thresholds = DotThresholds(
+            **{name: float(saved["thresholds"][name]) for name in DotThresholds.__dataclass_fields__}
+        )
+        measure, depth = str(saved["conformity"]["measure"]), int(saved["conformity"]["depth"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BadSettingError(
             f"{path} holds no dot thresholds this viscover can read ({exc}): run `viscover eval dots --apply` "
             "again, or delete it to use the settings' thresholds"
         ) from None
-
-
-def write_thresholds(home: Path, thresholds: DotThresholds, evaluation: str) -> Path:
-    """Save this home's dot thresholds (what `eval dots --apply` does), versioned, atomically."""
-    path = home / THRESHOLDS_FILE
-    with atomic_path(path) as tmp:
-        tmp.write_text(
-            json.dumps({"version": THRESHOLDS_VERSION, "thresholds": asdict(thresholds), "evaluation": evaluation})
+    if (measure, depth) != (settings.dot_conformity, settings.dot_conformity_depth):
+        raise BadSettingError(
+            f"{path} was tuned for conformity {measure!r} over the top {depth} results, but this home measures "
+            f"{settings.dot_conformity!r} over the top {settings.dot_conformity_depth}: run `viscover eval dots "
+            "--apply` again, set VISCOVER_DOT_CONFORMITY and VISCOVER_DOT_CONFORMITY_DEPTH to match, or delete it"
         )
+    return thresholds
+
+
+def write_thresholds(settings: Settings, thresholds: DotThresholds, evaluation: str) -> Path:
+    """Save a home's dot thresholds (what `eval dots --apply` does) with the measure of conformity they were tuned
+    for, versioned, atomically."""
+    path = settings.home / THRESHOLDS_FILE
+    record = {
+        "version": THRESHOLDS_VERSION,
+        "thresholds": asdict(thresholds),
+        "conformity": {"measure": settings.dot_conformity, "depth": settings.dot_conformity_depth},
+        "evaluation": evaluation,
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record))
     return path
