@@ -704,7 +704,7 @@ def eval_dots_command(
     if out is not None:
         typer.echo(f"wrote {out / 'dots.md'}, {out / 'dots.csv'}, {out / 'dots-roc.png'}, {out / 'dots-precision.png'}")
     if apply:
-        path = write_thresholds(settings, study.chosen(), command)
+        path = write_thresholds(settings.home, study.chosen(), command)
         typer.echo(f"dot thresholds for {settings.home} written to {path}")
 
 

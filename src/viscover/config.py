@@ -115,7 +115,8 @@ class Settings(BaseSettings):
         "label",
         description="a dot's category conformity: the share of its top results in which the detector saw the "
         "dot's own label (their stored objects, else their category), or the paper's largest share of them with "
-        "one category (among those with a category); docs/results/flashlight-dots compares the two",
+        "one category (among those with a category); docs/results/flashlight-dots compares the two. The default "
+        "thresholds are tuned for the default measure: after changing it, run `viscover eval dots --apply`",
     )
     dot_conformity_depth: int = Field(10, ge=1, description="a dot's top results its conformity is measured on")
     dot_min_detector: float = Field(0.3, ge=0, le=1, description="a dot's least detector score")
@@ -126,8 +127,8 @@ class Settings(BaseSettings):
     related_features: Literal["auto", "cooccurrence", "visual", "category", "text"] = Field(
         "auto",
         description="Related Pins ranker features: co-occurrence only, + visual, + category cross, + text, or auto: "
-        "for warm and for cold queries, the smallest set within one standard error of the best on held-out folds of "
-        "the training label boards",
+        "for warm and for cold queries, the smallest set whose held-out recall (on folds of the training label "
+        "boards, with the variant chosen with it) is within one standard error of the best",
     )
     related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
         "auto",

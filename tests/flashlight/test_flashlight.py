@@ -3,14 +3,17 @@ annotations, narrowing and dots on real catalogs and the real models."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
-from tests.conftest import COCO_MINI, caltech_image
+from tests.conftest import COCO_MINI, caltech_image, coco_val_image
 from viscover import Box, BytesQuery, Engine, PinQuery, Searcher
+from viscover.config import Settings
 from viscover.errors import BadArgumentError, BadSettingError
 from viscover.flashlight import Flashlight
 from viscover.ingest import Pin
@@ -55,7 +58,7 @@ def test_label_share_counts_the_results_carrying_the_dots_label_among_all_result
 
 
 def test_a_dot_whose_results_disagree_on_category_is_dropped() -> None:
-    thresholds = DotThresholds(detector=0.5, similarity=0.6, annotation=1.0, conformity=0.8)
+    thresholds = DotThresholds(detector=0.5, similarity=0.6, annotation=1.0, conformity=0.8, measure="label", depth=10)
     confident = Dot(Box(0, 0, 10, 10), "chair", 0.9, 0.8, 2.0, 0.9, False)
     mixed = Dot(Box(0, 0, 10, 10), "chair", 0.9, 0.8, 2.0, conformity([hit(1, "a"), hit(2, "b"), hit(3, "c")]), False)
     assert thresholds.passes(confident) and not thresholds.passes(mixed)
@@ -115,16 +118,22 @@ def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home:
         assert {"tv", "chair"} <= {d.label for d in dots}
         assert all(0 <= d.similarity <= 1 and 0 <= d.conformity <= 1 and d.annotation >= 0 for d in dots)
         assert all(d.shown for d in dots)  # these thresholds only ask for the detector's score
-        write_thresholds(engine.settings, DotThresholds(0.5, 0.0, 0.0, 1.01), "test: no conformity is that high")
+        no_conformity_is_that_high = DotThresholds(0.5, 0.0, 0.0, 1.01, "label", 10)
+        write_thresholds(home, no_conformity_is_that_high, "test")
         assert not any(d.shown for d in Flashlight(engine.searcher).dots(PinQuery(scene.pin_id)))
         (home / "flashlight" / "dots.json").write_text('{"version": 2, "thresholds": {"detector": 0.5}}')
         with pytest.raises(BadSettingError, match=r"dots\.json holds no dot thresholds"):
             Flashlight(engine.searcher).dots(PinQuery(scene.pin_id))
-        # thresholds tuned for another measure of conformity would mean something else: refused, not applied
-        paper = engine.settings.model_copy(update={"dot_conformity": "largest", "dot_conformity_depth": 20})
-        write_thresholds(paper, DotThresholds(0.5, 0.0, 0.0, 0.0), "test: tuned for the paper's conformity")
-        with pytest.raises(BadSettingError, match=r"tuned for conformity 'largest' over the top 20 .* 'label'"):
-            Flashlight(engine.searcher).dots(PinQuery(scene.pin_id))
+        # a saved filter carries the measure of conformity it was tuned for, and one from before the measure was
+        # recorded (version 1) was tuned for the paper's largest share of 20 results: it is measured that way
+        thresholds = {"detector": 0.5, "similarity": 0.0, "annotation": 0.0, "conformity": 0.9}
+        (home / "flashlight" / "dots.json").write_text(json.dumps({"version": 1, "thresholds": thresholds}))
+        insight = Flashlight(engine.searcher)
+        assert insight.thresholds == DotThresholds(0.5, 0.0, 0.0, 0.9, "largest", 20)
+        image = insight.query_image(PinQuery(scene.pin_id))
+        found = engine.searcher.detector().detect(image, 0.5)
+        for dot, hits in insight.judge(image, found, {scene.key}, insight.thresholds):
+            assert dot.conformity == conformity(hits[:20]) and dot.shown == (dot.conformity >= 0.9)
         (home / "flashlight" / "dots.json").unlink()
         upload = flashlight.dots(BytesQuery(Path(scene.location).read_bytes()))
         # an upload is detected afresh, down to the dot threshold; a catalog pin's objects were stored at min_score
@@ -133,7 +142,7 @@ def test_dots_are_searched_in_one_batch_and_filtered_by_their_signals(coco_home:
 
 
 def test_a_dots_conformity_is_the_share_of_its_top_results_whose_stored_objects_carry_its_label(
-    coco_home: Path, indexed_home: Path
+    coco_home: Path,
 ) -> None:
     with Searcher.open(coco_home, detector="yolox_nano", dot_conformity_depth=5) as searcher:
         insight = Insight(searcher)
@@ -143,14 +152,36 @@ def test_a_dots_conformity_is_the_share_of_its_top_results_whose_stored_objects_
         run = searcher.snapshot().objects.model
         for dot, hits in judged:
             stored = {hit.key: {o.label for o in searcher.catalog.objects(run, key=hit.key)} for hit in hits[:5]}
-            assert insight.result_labels([hits])[hits[0].key] == stored[hits[0].key]
+            assert insight.result_labels([hits[:5]]) == stored
             assert dot.conformity == pytest.approx(sum(dot.label in stored[h.key] for h in hits[:5]) / 5)
         assert any(dot.conformity > 0 for dot, _ in judged) and all(len(hits) >= 5 for _, hits in judged)
     with Searcher.open(coco_home, detector="yolox_nano", dot_conformity="largest") as searcher:
         insight = Insight(searcher)
         paper = insight.judge(image, searcher.detector().detect(image, 0.5), {scene.key}, insight.thresholds)
         assert [dot.conformity for dot, _ in paper] == [conformity(hits[:10]) for _, hits in paper]
-    # where `viscover objects` has not looked at a pin (here: no object run at all), its category is its label
-    with Searcher.open(indexed_home) as searcher:
-        hits = searcher.search(PinQuery(next(iter(searcher.catalog)).pin_id), 5)
-        assert Insight(searcher).result_labels([hits]) == {h.key: {h.pin.category.lower()} for h in hits}
+    # the shipped thresholds, over the top 2 (twelve scenes hold few pins of one kind): dots pass where the
+    # detector's score and conformity do, and only there
+    with Searcher.open(coco_home, detector="yolox_nano", dot_conformity_depth=2) as searcher:
+        insight, least = Insight(searcher), Settings().dot_min_conformity
+        dots = [dot for pin in searcher.catalog for dot in insight.dots(PinQuery(pin.pin_id))]
+        assert any(dot.shown for dot in dots) and not all(dot.shown for dot in dots)
+        assert all(dot.shown == (dot.score >= insight.thresholds.detector and dot.conformity >= least) for dot in dots)
+
+
+def test_a_result_pins_labels_are_its_stored_objects_else_its_category(coco_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(coco_home, home)
+    for folder, name, picture in (("before", "Grey", Image.new("RGB", (200, 150), (128, 128, 128))),
+                                  ("after", "Couch", Image.open(coco_val_image(139)))):  # fmt: skip
+        (tmp_path / folder / name).mkdir(parents=True)
+        picture.save(tmp_path / folder / name / "picture.png")
+    with Engine.open(home, detector="yolox_nano", object_windows=False) as engine:
+        engine.ingest(tmp_path / "before", progress=False)  # category "Grey": looked at, nothing found
+        engine.index(progress=False)
+        index_objects(engine, progress=False)
+        engine.ingest(tmp_path / "after", progress=False)  # category "Couch": ingested after the object run
+        engine.index(progress=False)
+        pins = {pin.category: pin for pin in engine.catalog}
+        hits = [SearchHit(1, pins[name], "visual", "hamming", 0.0, 256, 1.0) for name in ("Grey", "Couch")]
+        labels = Insight(engine.searcher).result_labels([hits])
+        assert labels == {pins["Grey"].key: set(), pins["Couch"].key: {"couch"}}  # the category, case-folded

@@ -34,7 +34,14 @@ from viscover.related import (
 )
 from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
 from viscover.related.related import GRAPH_FEATURES, feature_names, visual_vectors
-from viscover.related.train import LabelQuery, QueryRows, nested_split, train_model
+from viscover.related.train import (
+    LabelQuery,
+    QueryRows,
+    clustered_error,
+    nested_split,
+    train_model,
+    within_one_standard_error,
+)
 from viscover.search import Searcher
 
 # pins 0-4 on boards 10-12:  board 10: {0, 1, 2}, board 11: {0, 1, 3}, board 12: {3, 4}
@@ -81,6 +88,24 @@ def test_random_walk_estimates_personalised_pagerank() -> None:
     big = BoardGraph(rng.integers(0, 5000, 20_000), rng.integers(0, 2000, 20_000))
     full, early = (big.walk(3, steps=100_000, seed=2, enough=enough) for enough in (0, 5))
     assert 5 <= len(early.keys) < len(full.keys) / 4
+
+
+def test_one_standard_error_rule_keeps_the_simpler_choice_unless_the_best_wins_by_more_than_its_noise() -> None:
+    control, richer = ("cooccurrence", "none"), ("visual", "A")
+    boards = np.repeat(np.arange(10), 4)  # 10 label boards of 4 held-out queries
+    rng = np.random.default_rng(0)
+    noisy = rng.uniform(0, 0.4, size=40)
+    # the richer choice wins by 0.01, far less than the standard error of its mean: keep the control
+    choice, error = within_one_standard_error({control: noisy, richer: noisy + 0.01}, boards)
+    assert choice == control and error > 0.01
+    # by 0.2, it is chosen
+    assert within_one_standard_error({control: noisy, richer: noisy + 0.2}, boards)[0] == richer
+    # the error is the sandwich estimate clustered by board; with one query a board, the usual standard error
+    assert clustered_error(noisy, np.arange(40)) == pytest.approx(noisy.std(ddof=1) / np.sqrt(40))
+    together = np.repeat(rng.uniform(0, 0.4, size=10), 4)  # queries of one board move together
+    ratio = clustered_error(together, boards) / clustered_error(together, np.arange(40))
+    assert 1.9 < ratio < 2.2  # about sqrt(4): four queries that move together tell as much as one
+    assert clustered_error(together, np.zeros(40)) == 0.0  # one board: nothing to tell
 
 
 def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ def test_flashlight_answers_results_annotations_and_dots(client: httpx.Client, s
     error_of(client.post("/v1/flashlight", data={"pin_id": "no-such-pin"}), 404, "pin_id")
 
 
-def test_dots_are_on_by_default_and_shown_where_results_carry_their_label(served_home: Path) -> None:
+def test_dots_are_on_by_default_and_hidden_where_no_result_carries_their_label(served_home: Path) -> None:
     room = COCO_MINI / "val2017" / "000000000139.jpg"  # a tv and chairs, over a catalog of Caltech classes
     for server in start(served_home):  # the shipped settings
         with httpx.Client(base_url=server.url, timeout=60) as session:

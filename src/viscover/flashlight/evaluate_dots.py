@@ -269,8 +269,8 @@ def collect(
     own: dict[str, set[int]] = {}
     for pin in catalog.values():
         own.setdefault(pin.scene, set()).add(pin.key)
-    everything = DotThresholds(0.0, 0.0, 0.0, 0.0)
-    depth = insight.settings.dot_conformity_depth
+    settings = insight.settings
+    everything = DotThresholds(0.0, 0.0, 0.0, 0.0, settings.dot_conformity, settings.dot_conformity_depth)
     scene_of, signals, support = [], [], []
     overlaps: dict[float, list[list[int]]] = {iou: [] for iou in IOUS}
     for s, scene in enumerate(tqdm(scenes, desc="dots: detect, search, signals", disable=not progress)):
@@ -281,7 +281,8 @@ def collect(
         ious = box_iou(np.array([list(d.box) for d in found]).reshape(-1, 4), scene.truth.boxes)
         for i, (dot, hits) in enumerate(judged_dots):
             scene_of.append(s)
-            signals.append([dot.score, dot.similarity, dot.annotation, dot.conformity, conformity(hits[:depth])])
+            largest_share = conformity(hits[: everything.depth])
+            signals.append([dot.score, dot.similarity, dot.annotation, dot.conformity, largest_share])
             top = hits[:TOP]
             counts = Counter(c for hit in top for c in catalog[hit.pin.pin_id].classes)
             support.append({c: n / TOP for c, n in counts.items()})  # missing results count as not containing it
@@ -422,8 +423,12 @@ class DotsStudy:
         return {signal: (area(c), interval(c)) for c, signal in enumerate(SIGNALS)}
 
     def chosen(self) -> DotThresholds:
-        """The "all three" row's thresholds, as the settings and `--apply` take them."""
-        return DotThresholds(**{signal: self.thresholds["all three"].get(signal, 0.0) for signal in FILTER})
+        """The "all three" row's thresholds with the measure of conformity they were tuned for, as the settings
+        and `--apply` take them."""
+        tuned = self.thresholds["all three"]
+        return DotThresholds(
+            *(tuned.get(signal, 0.0) for signal in FILTER), measure=self.conformity, depth=self.conformity_depth
+        )
 
     def _interval(self, units: int, statistic: Callable[[np.ndarray], float]) -> tuple[float, float]:
         return bootstrap_interval(units, statistic, self.draws, self.seed)

@@ -120,10 +120,10 @@ def train_model(
     for kind, found in rows.items():
         teaching[kind] = [query_rows for query_rows in found if query_rows.can_teach]
         if len(teaching[kind]) >= MIN_QUERIES:
-            recall = _dev_recall(found, choices, categories, seed)
+            recall, boards = _dev_recall(found, choices, categories, seed)
             chosen[kind] = choices[0]
             if recall:
-                chosen[kind], dev_error[kind] = within_one_standard_error(recall)
+                chosen[kind], dev_error[kind] = within_one_standard_error(recall, boards)
                 dev_recall[kind] = {choice: float(values.mean()) for choice, values in recall.items()}
             features, way = chosen[kind]
             rankers[kind] = _fit(teaching[kind], len(feature_names(features, categories)), way, seed)
@@ -209,27 +209,41 @@ def _fit(found: list[QueryRows], columns: int, variant: str, seed: int) -> RankS
     return RankSVM(seed=seed).fit(X, np.concatenate([query_rows.y for query_rows in found]), groups)
 
 
-def within_one_standard_error(recall: dict[tuple[str, str], np.ndarray]) -> tuple[tuple[str, str], float]:
+def within_one_standard_error(
+    recall: dict[tuple[str, str], np.ndarray], boards: np.ndarray
+) -> tuple[tuple[str, str], float]:
     """The first (simplest) choice whose mean held-out recall is within one standard error of the best mean (the
     "one standard error rule" of cross-validation: a richer choice must win by more than the noise of its
-    estimate), and that standard error."""
+    estimate), and that standard error. Queries of one board are not independent, so the error is clustered by
+    board (`boards`: each query's)."""
     best = max(recall.values(), key=np.mean)
-    error = float(best.std(ddof=1) / np.sqrt(len(best))) if len(best) > 1 else 0.0
+    error = clustered_error(best, boards)
     return next(choice for choice, values in recall.items() if values.mean() >= best.mean() - error), error
+
+
+def clustered_error(values: np.ndarray, clusters: np.ndarray) -> float:
+    """The standard error of the mean of `values` when the values of one cluster move together: the residuals
+    summed per cluster (the sandwich estimator, with the small-sample factor); 0 with fewer than 2 clusters."""
+    labels, index = np.unique(clusters, return_inverse=True)
+    if len(labels) < 2:
+        return 0.0
+    sums = np.bincount(index, weights=values - values.mean())
+    return float(np.sqrt((sums**2).sum() * len(labels) / (len(labels) - 1)) / len(values))
 
 
 def _dev_recall(
     found: list[QueryRows], choices: list[tuple[str, str]], categories: Categories, seed: int
-) -> dict[tuple[str, str], np.ndarray]:
+) -> tuple[dict[tuple[str, str], np.ndarray], np.ndarray]:
     """Each (feature set, variant)'s recall@10 of board-mates for every held-out query, in one order: the label
     boards are dealt into DEV_FOLDS folds, and each fold's queries are ranked as serving ranks them by a ranker
     fitted on the other folds' queries that can teach. Every query counts (a mate no source proposes is missed),
     so the recall compares across candidate settings too. Empty when there is one choice, or too few queries to
-    fit."""
+    fit. Also each held-out query's label board, in the same order."""
+    boards: list[int] = []
     if len(choices) == 1:
-        return {}
-    boards = np.random.default_rng(seed).permutation(sorted({query_rows.query.board for query_rows in found}))
-    fold_of = {int(board): n % DEV_FOLDS for n, board in enumerate(boards)}
+        return {}, np.array(boards)
+    dealt = np.random.default_rng(seed).permutation(sorted({query_rows.query.board for query_rows in found}))
+    fold_of = {int(board): n % DEV_FOLDS for n, board in enumerate(dealt)}
     recall: dict[tuple[str, str], list[float]] = {choice: [] for choice in choices}
     for fold in range(DEV_FOLDS):
         dev = [query_rows for query_rows in found if fold_of[query_rows.query.board] == fold]
@@ -237,6 +251,7 @@ def _dev_recall(
         if len(fit) < MIN_QUERIES or not dev:
             continue
         rankers: dict[tuple[str, bool], RankSVM] = {}  # variants that compute the same features share one
+        boards += [query_rows.query.board for query_rows in dev]
         for features, variant in choices:
             names = feature_names(features, categories)
             shared = (features, variant in ON_OBJECT)
@@ -247,7 +262,7 @@ def _dev_recall(
                 score = score_parts(rankers[shared], X, names, query_rows.dominant, variant).sum(1)
                 top = np.argsort(-score, kind="stable")[:10]
                 recall[features, variant].append(query_rows.y[top].sum() / len(query_rows.query.mates))
-    return {choice: np.array(values) for choice, values in recall.items() if values}
+    return {choice: np.array(values) for choice, values in recall.items() if values}, np.array(boards)
 
 
 def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -> list[LabelQuery]:

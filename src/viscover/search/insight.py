@@ -21,7 +21,6 @@ from pathlib import Path
 from PIL import Image
 
 from viscover.box import Box
-from viscover.config import Settings
 from viscover.detect import REGION, Detection
 from viscover.errors import BadSettingError
 from viscover.ingest import Pin, decode_image
@@ -34,17 +33,23 @@ from viscover.storage import atomic_path
 
 THRESHOLDS_FILE = "flashlight/dots.json"
 THRESHOLDS_VERSION = 2  # 2: with the measure of conformity the thresholds were tuned for
+MEASURES = ("label", "largest")  # of conformity, as Settings.dot_conformity names them
+VERSION_1_MEASURE = ("largest", 20)  # what version-1 thresholds were tuned for: the largest share of 20 results
 NARROW_CHUNK = 50  # results read at a time while narrowing to a term
 
 
 @dataclass(frozen=True)
 class DotThresholds:
-    """The least each signal must reach for a detected box to be shown as a dot."""
+    """The least each signal must reach for a detected box to be shown as a dot, and how conformity is measured
+    for them (a conformity threshold means nothing apart from its measure): `measure` as the settings'
+    `dot_conformity`, over the top `depth` results."""
 
     detector: float
     similarity: float
     annotation: float
     conformity: float
+    measure: str
+    depth: int
 
     def passes(self, dot: Dot) -> bool:
         return (
@@ -120,17 +125,24 @@ class Insight:
 
     @property
     def thresholds(self) -> DotThresholds:
-        """This home's thresholds as `viscover eval dots --apply` wrote them (read again when the file
-        changes), else the settings'."""
+        """This home's dot filter as `viscover eval dots --apply` wrote it (read again when the file changes;
+        its measure of conformity with it), else the settings'."""
         path = self.settings.home / THRESHOLDS_FILE
         try:
             changed = path.stat().st_mtime_ns
         except FileNotFoundError:
             s = self.settings
-            return DotThresholds(s.dot_min_detector, s.dot_min_similarity, s.dot_min_annotation, s.dot_min_conformity)
+            return DotThresholds(
+                s.dot_min_detector,
+                s.dot_min_similarity,
+                s.dot_min_annotation,
+                s.dot_min_conformity,
+                s.dot_conformity,
+                s.dot_conformity_depth,
+            )
         saved = self._saved
         if saved is None or saved[0] != changed:
-            saved = self._saved = (changed, read_thresholds(path, self.settings))
+            saved = self._saved = (changed, read_thresholds(path))
         return saved[1]
 
     def dots(self, query: Query, image: Image.Image | None = None) -> list[Dot]:
@@ -151,37 +163,41 @@ class Insight:
         thresholds: DotThresholds,
     ) -> list[tuple[Dot, list[SearchHit]]]:
         """Each detection's box (grown by the object context) searched, all in one batch, without the pins in
-        `exclude`; its signals, whether it passes `thresholds`, and the results the signals came from."""
+        `exclude`; its signals, whether it passes `thresholds` (conformity measured as they say), and the results
+        the signals came from."""
         if not detections:
             return []
         boxes = [d.box.padded(self.settings.object_context, *image.size) for d in detections]
-        depth = self.settings.annotation_depth
+        depth = max(self.settings.annotation_depth, thresholds.depth)
         results = self.searcher.search_many([ImageQuery(image, box) for box in boxes], k=depth + len(exclude))
         kept = [[hit for hit in hits if hit.key not in exclude][:depth] for hits in results]
-        labels = self.result_labels(kept) if self.settings.dot_conformity == "label" else None
+        tops = [hits[: thresholds.depth] for hits in kept]
+        labels = self.result_labels(tops) if thresholds.measure == "label" else None
         judged = []
-        for detection, hits in zip(detections, kept, strict=True):
+        for detection, hits, top in zip(detections, kept, tops, strict=True):
             annotations = self.annotations(hits)
-            top = hits[: self.settings.dot_conformity_depth]
             dot = Dot(
                 detection.box,
                 detection.label,
                 detection.score,
                 hits[0].similarity if hits else 0.0,
                 annotations[0].score if annotations else 0.0,
-                conformity(top) if labels is None else label_share(top, detection.label, labels),
+                conformity(top) if labels is None else label_share(top, detection.label.casefold(), labels),
                 shown=False,
             )
             judged.append((dataclasses.replace(dot, shown=thresholds.passes(dot)), hits))
         return judged
 
     def result_labels(self, results: Sequence[Sequence[SearchHit]]) -> dict[int, set[str]]:
-        """Each result pin's labels in the detector's words: its stored objects' (`viscover objects`), or its
-        category where the published object run has not looked at it."""
+        """Each result pin's labels in the detector's words, case-folded: its stored objects' (`viscover
+        objects`; none where it found nothing), or its category where the published object run has not looked."""
         pins = {hit.key: hit.pin for hits in results for hit in hits}
         objects = self.searcher.snapshot().objects
         stored = self.searcher.catalog.object_labels(objects.model, list(pins)) if objects is not None else {}
-        return {key: stored.get(key, {pin.category.lower()} if pin.category else set()) for key, pin in pins.items()}
+        return {
+            key: {label.casefold() for label in stored.get(key, [pin.category] if pin.category else [])}
+            for key, pin in pins.items()
+        }
 
     def _detections(self, image: Image.Image, own: Pin | None) -> list[Detection]:
         """A catalog pin's objects as `viscover objects` stored them; otherwise the detector's."""
@@ -201,39 +217,43 @@ class Insight:
         return decode_image(query.data, query.name, self.settings.max_image_pixels).image
 
 
-def read_thresholds(path: Path, settings: Settings) -> DotThresholds:
-    """A home's saved thresholds; a file this version cannot read, or one tuned for another measure of conformity
-    than the settings' (its thresholds would mean something else), is an error that names it."""
+def read_thresholds(path: Path) -> DotThresholds:
+    """A home's saved dot filter (a version-1 file, from before the measure was recorded, was tuned for the
+    paper's largest share of 20 results); a file this version cannot read is an error that names it."""
     try:
         saved = json.loads(path.read_text())
-        if saved.get("version") != THRESHOLDS_VERSION:
-            raise ValueError(f"version {saved.get('version')!r}, this viscover reads {THRESHOLDS_VERSION}")
-        thresholds = DotThresholds(
-            **{name: float(saved["thresholds"][name]) for name in DotThresholds.__dataclass_fields__}
+        version = saved.get("version")
+        if version not in (1, THRESHOLDS_VERSION):
+            raise ValueError(f"version {version!r}, this viscover reads 1 and {THRESHOLDS_VERSION}")
+        measure, depth = (
+            VERSION_1_MEASURE
+            if version == 1
+            else (str(saved["conformity"]["measure"]), int(saved["conformity"]["depth"]))
         )
-        measure, depth = str(saved["conformity"]["measure"]), int(saved["conformity"]["depth"])
+        if measure not in MEASURES or depth < 1:
+            raise ValueError(f"conformity measured as {measure!r} over {depth} results")
+        values = saved["thresholds"]
+        return DotThresholds(
+            *(float(values[signal]) for signal in ("detector", "similarity", "annotation", "conformity")),
+            measure,
+            depth,
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BadSettingError(
             f"{path} holds no dot thresholds this viscover can read ({exc}): run `viscover eval dots --apply` "
             "again, or delete it to use the settings' thresholds"
         ) from None
-    if (measure, depth) != (settings.dot_conformity, settings.dot_conformity_depth):
-        raise BadSettingError(
-            f"{path} was tuned for conformity {measure!r} over the top {depth} results, but this home measures "
-            f"{settings.dot_conformity!r} over the top {settings.dot_conformity_depth}: run `viscover eval dots "
-            "--apply` again, set VISCOVER_DOT_CONFORMITY and VISCOVER_DOT_CONFORMITY_DEPTH to match, or delete it"
-        )
-    return thresholds
 
 
-def write_thresholds(settings: Settings, thresholds: DotThresholds, evaluation: str) -> Path:
-    """Save a home's dot thresholds (what `eval dots --apply` does) with the measure of conformity they were tuned
-    for, versioned, atomically."""
-    path = settings.home / THRESHOLDS_FILE
+def write_thresholds(home: Path, thresholds: DotThresholds, evaluation: str) -> Path:
+    """Save a home's dot filter (what `eval dots --apply` does): the thresholds and the measure of conformity
+    they were tuned for, versioned, atomically. It overrides the settings' filter, measure included."""
+    path = home / THRESHOLDS_FILE
+    values = asdict(thresholds)
     record = {
         "version": THRESHOLDS_VERSION,
-        "thresholds": asdict(thresholds),
-        "conformity": {"measure": settings.dot_conformity, "depth": settings.dot_conformity_depth},
+        "thresholds": {signal: values[signal] for signal in ("detector", "similarity", "annotation", "conformity")},
+        "conformity": {"measure": thresholds.measure, "depth": thresholds.depth},
         "evaluation": evaluation,
     }
     with atomic_path(path) as tmp:
