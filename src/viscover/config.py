@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     )
     # The thresholds are docs/results/flashlight-dots' tuned "all three" row. A catalog pin's dots are its stored
     # objects, detected at `min_score`: a lower detector threshold reaches uploads only.
-    dots: bool = Field(True, description="show object dots (Flashlight); see docs/results/flashlight-dots")
+    dots: bool | None = Field(
+        None,
+        description="show object dots (Flashlight); unset: on where `viscover objects` has stored the home's objects "
+        "(a dot's conformity reads them, and the detector's model files are there); see docs/results/flashlight-dots",
+    )
     dot_conformity: Literal["label", "largest"] = Field(
         "label",
         description="a dot's category conformity: the share of its top results in which the detector saw the "

@@ -84,6 +84,7 @@ def test_annotations_and_narrowing_on_a_real_catalog(engine: Engine) -> None:
     assert len(more) == 2 and not {h.pin_id for h in more} & {h.pin_id for h in narrowed}  # 6 airplanes in all
     own = PinQuery(next(p for p in engine.catalog if p.category == "pagoda").pin_id)
     assert all(a.term for a in flashlight.look(own, dots=False).annotations)
+    assert flashlight.look(own, k=2).dots is None  # no stored objects here: dots stay off unless asked for
     with pytest.raises(BadArgumentError, match="k must be"):
         flashlight.look(own, k=0)
     strict = Flashlight(Searcher.open(engine.settings.home, annotation_depth=5, annotation_min_score=100.0))
@@ -160,9 +161,10 @@ def test_a_dots_conformity_is_the_share_of_its_top_results_whose_stored_objects_
         paper = insight.judge(image, searcher.detector().detect(image, 0.5), {scene.key}, insight.thresholds)
         assert [dot.conformity for dot, _ in paper] == [conformity(hits[:10]) for _, hits in paper]
     # the shipped thresholds, over the top 2 (twelve scenes hold few pins of one kind): dots pass where the
-    # detector's score and conformity do, and only there
+    # detector's score and conformity do, and only there; and they are on, as this home has stored objects
     with Searcher.open(coco_home, detector="yolox_nano", dot_conformity_depth=2) as searcher:
         insight, least = Insight(searcher), Settings().dot_min_conformity
+        assert Flashlight(searcher).look(PinQuery(scene.pin_id), k=2).dots
         dots = [dot for pin in searcher.catalog for dot in insight.dots(PinQuery(pin.pin_id))]
         assert any(dot.shown for dot in dots) and not all(dot.shown for dot in dots)
         assert all(dot.shown == (dot.score >= insight.thresholds.detector and dot.conformity >= least) for dot in dots)

@@ -26,7 +26,7 @@ class Flashlight(Insight):
         """Results, annotations and (for whole images, when dots are on) dots for one query."""
         check_k(k, self.settings.max_depth)
         hits = self.searcher.search(query, max(k, self.settings.annotation_depth + 1))
-        want_dots = self.settings.dots if dots is None else dots
+        want_dots = self.showing_dots if dots is None else dots
         return Look(
             hits[:k],
             self.annotations_for(query, hits),

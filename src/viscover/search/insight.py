@@ -124,6 +124,13 @@ class Insight:
     # -- dots ----------------------------------------------------------------------------------------------
 
     @property
+    def showing_dots(self) -> bool:
+        """Whether dots are on: as the settings say, or (unset) where `viscover objects` has stored this home's
+        objects: a dot's conformity reads them, and a home without them may lack the detector's model files."""
+        wanted = self.settings.dots
+        return self.searcher.snapshot().objects is not None if wanted is None else wanted
+
+    @property
     def thresholds(self) -> DotThresholds:
         """This home's dot filter as `viscover eval dots --apply` wrote it (read again when the file changes;
         its measure of conformity with it), else the settings'."""

@@ -198,7 +198,7 @@ async def flashlight(
     query = await query_of(image, pin_id, crop)
     with blame("image" if pin_id is None else "pin_id"):
         page = await run(shared.search, query, k or shared.settings.page_size, "hamming")
-        dots = await run(shared.dots, query) if shared.settings.dots and not crop else None
+        dots = await run(shared.dots, query) if shared.flashlight.showing_dots and not crop else None
     return FlashlightOut(page=page_out(page, query, None), dots=None if dots is None else [dot_out(d) for d in dots])
 
 
