@@ -36,13 +36,14 @@ from viscover.evaluate.report import csv_text, markdown_rows
 from viscover.evaluate.workhome import evaluation_settings, ingest_rows
 from viscover.search import DotThresholds, Engine, Insight
 from viscover.search.annotations import conformity
+from viscover.search.insight import SIGNALS as DOT_SIGNALS
 from viscover.search.objects import index_objects
 from viscover.storage import atomic_path
 
 # "conformity" as the settings measure it (by default the share of the top results carrying the dot's label),
 # and "largest share" as the paper measures it (the largest share of them with one category), for comparison
-SIGNALS = ("detector", "similarity", "annotation", "conformity", "largest share")
-FILTER = SIGNALS[:4]  # the dot filter's signals, in DotThresholds' order
+FILTER = DOT_SIGNALS  # the dot filter's signals, in DotThresholds' order
+SIGNALS = (*FILTER, "largest share")
 ROWS: dict[str, tuple[str, ...]] = {  # the table's rows: the signals each one's thresholds are tuned on
     "no filter": (),
     "detector score alone": (),  # its threshold shows as many dots as "all three" does

@@ -17,10 +17,12 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import get_args
 
 from PIL import Image
 
 from viscover.box import Box
+from viscover.config import Settings
 from viscover.detect import REGION, Detection
 from viscover.errors import BadSettingError
 from viscover.ingest import Pin, decode_image
@@ -33,7 +35,8 @@ from viscover.storage import atomic_path
 
 THRESHOLDS_FILE = "flashlight/dots.json"
 THRESHOLDS_VERSION = 2  # 2: with the measure of conformity the thresholds were tuned for
-MEASURES = ("label", "largest")  # of conformity, as Settings.dot_conformity names them
+SIGNALS = ("detector", "similarity", "annotation", "conformity")  # what DotThresholds sets a least value for
+MEASURES = get_args(Settings.model_fields["dot_conformity"].annotation)  # of conformity: "label", "largest"
 VERSION_1_MEASURE = ("largest", 20)  # what version-1 thresholds were tuned for: the largest share of 20 results
 NARROW_CHUNK = 50  # results read at a time while narrowing to a term
 
@@ -241,7 +244,7 @@ def read_thresholds(path: Path) -> DotThresholds:
             raise ValueError(f"conformity measured as {measure!r} over {depth} results")
         values = saved["thresholds"]
         return DotThresholds(
-            *(float(values[signal]) for signal in ("detector", "similarity", "annotation", "conformity")),
+            *(float(values[signal]) for signal in SIGNALS),
             measure,
             depth,
         )
@@ -259,7 +262,7 @@ def write_thresholds(home: Path, thresholds: DotThresholds, evaluation: str) -> 
     values = asdict(thresholds)
     record = {
         "version": THRESHOLDS_VERSION,
-        "thresholds": {signal: values[signal] for signal in ("detector", "similarity", "annotation", "conformity")},
+        "thresholds": {signal: values[signal] for signal in SIGNALS},
         "conformity": {"measure": thresholds.measure, "depth": thresholds.depth},
         "evaluation": evaluation,
     }
