@@ -755,7 +755,8 @@ def related_train_command(
         Path | None, typer.Option(help='JSON lines of {"board" or "room": name, "type": kind}: category vectors')
     ] = None,
     features: Annotated[
-        str | None, typer.Option(help="auto, cooccurrence, visual, category or text (default: settings)")
+        str | None,
+        typer.Option(help="auto, cooccurrence, neighbours, visual, category or text (default: settings)"),
     ] = None,
     variant: Annotated[
         str | None, typer.Option(help="dominant-object variant: auto, none, A, B or C (default: settings)")
@@ -769,15 +770,14 @@ def related_train_command(
             engine, board_types=board_types, feature_set=features, variant=variant, progress=_progress()
         )
     typer.echo(
-        f"related: learned from {report.queries} queries ({report.rows} candidates; {report.label_boards} label "
-        f"boards, {report.feature_boards} feature boards; {report.dominant_queries} queries with a dominant object) "
-        f"in {report.seconds:.1f} s: {model.describe()}; saved {path}"
+        f"related: learned from {report.queries} queries ({report.rows} candidates; {report.boards} boards in "
+        f"{report.folds} folds; {report.dominant_queries} queries with a dominant object) in {report.seconds:.1f} s: "
+        f"{model.describe()}; saved {path}"
     )
     for kind, recall in report.dev_recall.items():
         typer.echo(
-            f"  {kind} queries, recall@10 on held-out label boards (one standard error of the best: "
-            f"{report.dev_standard_error[kind]:.3f}): "
-            + ", ".join(f"{choice[0]}/{choice[1]} {r:.3f}" for choice, r in recall.items())
+            f"  {kind} queries, recall@10 on held-out folds (± one standard error of the shortfall from the best): "
+            + ", ".join(f"{f}/{v} {r:.3f} ±{report.dev_error[kind][f, v]:.3f}" for (f, v), r in recall.items())
         )
 
 

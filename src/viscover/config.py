@@ -128,16 +128,17 @@ class Settings(BaseSettings):
     dot_min_annotation: float = Field(0.0, ge=0, description="a dot's least top-annotation score")
     dot_min_conformity: float = Field(0.5, ge=0, le=1, description="a dot's least category conformity")
     # Related Pins: the ranker `viscover related train` learns by default (docs/results/related-ikea compares all)
-    related_features: Literal["auto", "cooccurrence", "visual", "category", "text"] = Field(
+    related_features: Literal["auto", "cooccurrence", "neighbours", "visual", "category", "text"] = Field(
         "auto",
-        description="Related Pins ranker features: co-occurrence only, + visual, + category cross, + text, or auto: "
-        "for warm and for cold queries, the smallest set whose held-out recall (on folds of the training label "
-        "boards, with the variant chosen with it) is within one standard error of the best",
+        description="Related Pins ranker features: co-occurrence only, + the boards of a pin's text neighbours, "
+        "+ visual, + category cross, + text, or auto: for warm and for cold queries, the smallest set whose held-out "
+        "recall (on folds of the training boards, with the variant chosen with it) falls short of the best by no "
+        "more than one standard error",
     )
     related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
         "auto",
         description="Related Pins dominant-object variant: none, the paper's A, B or C, or auto: for warm and for "
-        "cold queries, the first within one standard error of the best on held-out folds of the training label boards",
+        "cold queries, the first within one standard error of the best on held-out folds of the training boards",
     )
     related_text_words: int = Field(
         4,

@@ -4,9 +4,9 @@ Rooms of ikea-rooms play boards. They are split into train and test by seed (nev
 categories and every ranker come from the training rooms only. Each item of a test room is a query, and the
 other items of that room are what it should find. A query is warm when it is in some training room, cold when
 it is in none (then only visual and text candidates exist). Rows: random and popularity baselines, each
-candidate source alone, the Rank-SVM on co-occurrence features (the paper's control) and with visual,
-category-cross and dominant-object features added. Intervals: paired bootstrap over test rooms, pooled over
-the seeds.
+candidate source alone, the Rank-SVM on co-occurrence features (the paper's control) and with neighbour-board,
+visual, category-cross, text and dominant-object features added. Intervals: paired bootstrap over test rooms,
+pooled over the seeds.
 """
 
 from __future__ import annotations
@@ -39,15 +39,16 @@ from viscover.related.related import (
     VisualVectors,
     visual_vectors,
 )
-from viscover.related.train import TrainReport, train_model
+from viscover.related.train import TrainReport, fit_model, training_rows
 from viscover.search import Engine, Searcher
 from viscover.search.objects import index_objects
 from viscover.storage import atomic_path
 
 TOP = 10
-BASELINES = ("random", "popularity", "cooccurrence", "walk", "visual", "text")
+BASELINES = ("random", "popularity", *SOURCES)
 RANKERS = {  # row → (feature set, variant)
     "control (co-occurrence features)": ("cooccurrence", "none"),
+    "+ neighbour boards": ("neighbours", "none"),
     "+ visual": ("visual", "none"),
     "+ category cross": ("category", "none"),
     "+ text": ("text", "none"),
@@ -144,18 +145,11 @@ def run_seed(
     say what the full ranker chose on the held-out folds of the training boards."""
     split = split_rooms(rooms, test_share, seed)
     graph = BoardGraph(split.pins, split.boards)
+    rows = training_rows(
+        searcher, split.pins, split.boards, board_types=split.board_types, vectors=vectors, seed=seed, progress=False
+    )
     trained = {
-        row: train_model(
-            searcher,
-            split.pins,
-            split.boards,
-            feature_set=feature_set,
-            variant=variant,
-            board_types=split.board_types,
-            vectors=vectors,
-            seed=seed,
-            progress=False,
-        )
+        row: fit_model(rows, feature_set, variant, seed)
         for row, (feature_set, variant) in tqdm(
             RANKERS.items(), desc=f"related: rankers (seed {seed})", disable=not progress
         )
@@ -190,13 +184,17 @@ def run_seed(
 
 
 def _choices(model: RelatedModel, report: TrainReport) -> str:
-    """What the full ranker chose per query kind, with the held-out recall@10 of its choice and of the control."""
-    held_out = [
-        f"{kind} {recall[model.feature_sets[kind], model.variants[kind]]:.4f} against the control's "
-        f"{recall[FEATURE_SETS[0], 'none']:.4f} and the best's {max(recall.values()):.4f} "
-        f"(one standard error {report.dev_standard_error[kind]:.4f})"
-        for kind, recall in report.dev_recall.items()
-    ]
+    """What the full ranker chose per query kind, with the held-out recall@10 of its choice, the control and the
+    best, and the standard errors of the choice's and the control's shortfalls from the best."""
+    control = (FEATURE_SETS[0], "none")
+    held_out = []
+    for kind, recall in report.dev_recall.items():
+        choice, error = (model.feature_sets[kind], model.variants[kind]), report.dev_error[kind]
+        held_out.append(
+            f"{kind} {recall[choice]:.4f} against the control's {recall[control]:.4f} and the best's "
+            f"{max(recall.values()):.4f} (one standard error of the shortfall: {error[choice]:.4f} for the choice, "
+            f"{error[control]:.4f} for the control)"
+        )
     return f"{model.describe()}; held-out recall@10: {', '.join(held_out) or 'not compared'}"
 
 
@@ -376,10 +374,11 @@ Candidate recall (share of a query's room-mates that some source proposes): {can
 rooms into train and test. Everything (graph, categories, rankers) comes from the training rooms; each item of a
 test room queries for the room's other items. Warm queries are in some training room, cold ones in none.
 Intervals: bootstrap over test rooms (paired for ratios), pooled over seeds. The full ranker is the shipped
-default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence, + visual, + category cross,
-+ text) and dominant-object variant (none, A, B, C) chosen on held-out folds of the training's label boards: the
-simplest whose ranker finds board-mates within one standard error of the best. Rows "variant A/B/C" use every
-feature with that variant.
+default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence, + neighbour boards, + visual,
++ category cross, + text) and dominant-object variant (none, A, B, C) chosen on held-out folds of the training
+boards: the simplest whose ranker finds board-mates within one standard error (of the shortfall) of the best.
+Every ranker learns from all training boards, cross-fitted: in each of 5 folds of them, the fold's boards are the
+labels and the other folds' make the graph. Rows "variant A/B/C" use every feature with that variant.
 
 ## Bars
 

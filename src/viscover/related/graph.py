@@ -2,14 +2,15 @@
 same boards.
 
 A sparse pins x boards incidence matrix (rows are pin keys, columns board ids, both never reused) answers
-co-occurrence for one pin with one sparse product, normalised by count, Jaccard or lift, and a random walk
-with restart over it (the way Pinterest's Pixie does) reaches pins two, four, six hops away. New saves make a
+co-occurrence for one pin with one sparse product, normalised by count, Jaccard or lift; a random walk
+with restart over it (the way Pinterest's Pixie does) reaches pins two, four, six hops away; and the boards of
+a weighted set of pins (a pin's text neighbours) reach what goes with pins like it. New saves make a
 new matrix; nothing pin x pin is ever stored, so nothing else needs updating.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,21 @@ class BoardGraph:
         mine = keys != key
         keys, counts = keys[mine], counts[mine]
         return best_first(keys, normalized(counts, self.degree(key), self.pin_degree[keys], self.boards, normalization))
+
+    def on_boards_of(self, weights: Mapping[int, float], key: int) -> Scores:
+        """Pins on the boards of weighted pins (`key` left out), each scored by the weight of those pins on the
+        boards it shares with them: what goes with pins like the query, for a query whose own boards are few."""
+        inside = [(pin, weight) for pin, weight in weights.items() if pin < self._matrix.shape[0]]
+        if not inside:
+            return Scores(np.zeros(0, np.int64), np.zeros(0))
+        pins, values = np.array(inside, dtype=np.float64).T
+        weighted = sparse.csr_matrix(
+            (values, (np.zeros(len(pins), np.int64), pins.astype(np.int64))), shape=(1, self._matrix.shape[0])
+        )
+        found = (weighted @ self._matrix @ self._by_board).tocoo()  # 1 x pins: weight on boards shared with each
+        keys, scores = found.col.astype(np.int64), found.data.astype(np.float64)
+        mine = (keys != key) & (scores > 0)
+        return best_first(keys[mine], scores[mine])
 
     def walk(self, key: int, steps: int = 20_000, restart: float = 0.3, seed: int = 0, enough: int = 0) -> Scores:
         """A random walk with restart from `key` over pins and boards: at each step a walker jumps back to `key`

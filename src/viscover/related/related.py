@@ -1,9 +1,10 @@
 """Related Pins (section 6 of the paper): for a pin, the pins people saved to the same boards, re-ranked by a
 learned Rank-SVM so that visual similarity counts where it helps (Table 4).
 
-Candidates come from four sources: board co-occurrence, a random walk over the pin-board graph, visual
-neighbours and text neighbours (a pin on no board has only the last two). Each candidate gets features: its
-source scores, its visual similarity to the query under two layers of the backbone (pooled features and
+Candidates come from five sources: board co-occurrence, a random walk over the pin-board graph, the boards of
+the pin's text neighbours (pins of its product line are on boards it is not), visual neighbours and text
+neighbours (a pin on no board has only the last two). Each candidate gets features: its source scores, its
+visual similarity to the query under two layers of the backbone (pooled features and
 logits, our fc6 and fc8), the query's coarse category vector times that similarity (the paper's category
 cross features), its text score, and, in the paper's variants, the query's dominant visual object: A computes
 the query's visual features on that object's box, B does too and weighs visual similarity five times, C only
@@ -27,16 +28,19 @@ from viscover.features.registry import parse_model_key
 from viscover.ingest import Pin
 from viscover.ingest.catalog import ObjectRun
 from viscover.ingest.text import words
-from viscover.related.graph import BoardGraph, best_first, normalized
+from viscover.related.graph import BoardGraph, Scores, best_first, normalized
 from viscover.related.ranker import RankSVM
 from viscover.search import PinQuery, Searcher, relative_scores
 from viscover.search.results import unit_vectors
 from viscover.storage import atomic_path
 
-SOURCES = ("cooccurrence", "walk", "visual", "text")
-DEPTH = {"cooccurrence": 200, "walk": 200, "visual": 60, "text": 100}  # candidates each source proposes at most
+SOURCES = ("cooccurrence", "walk", "neighbour boards", "visual", "text")
+# candidates each source proposes at most
+DEPTH = {"cooccurrence": 200, "walk": 200, "neighbour boards": 50, "visual": 60, "text": 100}
 WALK_STEPS = 10_000  # moves of a candidate walk (it stops earlier once DEPTH["walk"] pins have 4 visits)
-FEATURE_SETS = ("cooccurrence", "visual", "category", "text")  # each adds its features to the ones before
+# each adds its features to the ones before: the paper's control, then the boards of the query's text neighbours,
+# visual similarity, the category cross features, and text similarity
+FEATURE_SETS = ("cooccurrence", "neighbours", "visual", "category", "text")
 KINDS = ("warm", "cold")  # queries on some board, and on none: each kind has its own ranker
 VARIANTS = ("none", "A", "B", "C")
 ON_OBJECT = ("A", "B")  # variants that compute the query's pooled similarity on its dominant object's box
@@ -44,7 +48,7 @@ BOOSTED = ("B", "C")  # variants that weigh visual similarity more for a query w
 VISUAL_BOOST = 5.0  # variants B and C: how much more visual similarity weighs for a dominant-object query
 MAX_CATEGORIES = 32  # the paper's 32 site-wide categories
 MODEL_FILE = "related/ranker.npz"
-MODEL_VERSION = 5
+MODEL_VERSION = 6
 GRAPH_FEATURES = (
     "cooccurrence",
     "jaccard",
@@ -55,6 +59,7 @@ GRAPH_FEATURES = (
     "from walk",
     "from visual",
 )
+NEIGHBOUR_FEATURES = ("neighbour boards", "from neighbour boards")
 VISUAL_FEATURES = ("visual pool", "visual logits")
 TEXT_FEATURES = ("text", "from text")
 # a pin's text candidates match its rarest description words (`related_text_words` of them) that are in at most
@@ -95,15 +100,13 @@ class Categories:
 def feature_names(feature_set: str, categories: Categories) -> tuple[str, ...]:
     if feature_set not in FEATURE_SETS:
         raise BadArgumentError(f"unknown feature set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")
-    names = GRAPH_FEATURES
-    added = FEATURE_SETS.index(feature_set)
-    if added >= 1:
-        names += VISUAL_FEATURES
-    if added >= 2:
-        names += tuple(f"category {name} x visual" for name in categories.names)
-    if added >= 3:
-        names += TEXT_FEATURES
-    return names
+    added = (
+        NEIGHBOUR_FEATURES,
+        VISUAL_FEATURES,
+        tuple(f"category {name} x visual" for name in categories.names),
+        TEXT_FEATURES,
+    )
+    return GRAPH_FEATURES + sum(added[: FEATURE_SETS.index(feature_set)], ())
 
 
 @dataclass
@@ -190,7 +193,10 @@ class Candidates:
     """A query's candidate pins and each source's scores for them (absent: the source did not propose it)."""
 
     keys: np.ndarray
-    scores: dict[str, dict[int, float]]  # "cooccurrence" (shared boards), "walk", "visual" (similarity), "text"
+    # "cooccurrence" (shared boards), "walk", "neighbour boards", "visual" (similarity), "text"
+    scores: dict[str, dict[int, float]]
+    # every candidate's weight on the boards of the query's text neighbours (the source proposes the top ones)
+    neighbour_boards: dict[int, float] = field(default_factory=dict)
 
     def proposed_by(self, key: int) -> tuple[str, ...]:
         return tuple(source for source in SOURCES if key in self.scores[source])
@@ -282,25 +288,30 @@ class RelatedPins:
     # -- candidates ----------------------------------------------------------------------------------------
 
     def candidates(self, pin: Pin, graph: BoardGraph) -> Candidates:
-        """The query's candidates from every source (a pin on no board has only visual and text ones)."""
+        """The query's candidates from every source. A pin on no board has only visual and text ones: the boards
+        of its text neighbours made its ranker worse on held-out boards (docs/results/related-ikea)."""
         query = self.rarest_words(pin.description)
         # descriptions only: a pin's text also holds its boards' names, which would leak held-out boards
         text = self.searcher.catalog.text_search(
             " ".join(query), DEPTH["text"] + 1, any_word=True, column="description"
         )
         text = [(key, score) for key, score in text if key != pin.key][: DEPTH["text"]]
+        text_scores = dict(zip([k for k, _ in text], relative_scores([s for _, s in text]), strict=True))
+        reached = graph.on_boards_of(text_scores if graph.degree(pin.key) > 0 else {}, pin.key)
         scores = {
             "cooccurrence": graph.cooccurrence(pin.key).top(DEPTH["cooccurrence"]).as_dict(),
             "walk": graph.walk(pin.key, WALK_STEPS, seed=pin.key, enough=DEPTH["walk"]).top(DEPTH["walk"]).as_dict(),
+            "neighbour boards": reached.top(DEPTH["neighbour boards"]).as_dict(),
             "visual": {
                 hit.key: hit.similarity
                 for hit in self.searcher.search(PinQuery(pin.pin_id), DEPTH["visual"] + 1)
                 if hit.key != pin.key
             },
-            "text": dict(zip([k for k, _ in text], relative_scores([s for _, s in text]), strict=True)),
+            "text": text_scores,
         }
-        keys = sorted(set().union(*(s.keys() for s in scores.values())))
-        return Candidates(np.array(keys, dtype=np.int64), scores)
+        keys = np.array(sorted(set().union(*(s.keys() for s in scores.values()))), dtype=np.int64)
+        among = np.isin(reached.keys, keys)
+        return Candidates(keys, scores, Scores(reached.keys[among], reached.scores[among]).as_dict())
 
     def rarest_words(self, description: str) -> list[str]:
         """The description's words that the fewest other pins hold: they say the most about what goes with it
@@ -333,6 +344,7 @@ class RelatedPins:
             "jaccard": normalized(cooc, graph.degree(pin.key), graph.degrees(keys), graph.boards, "jaccard"),
             "lift": np.log1p(normalized(cooc, graph.degree(pin.key), graph.degrees(keys), graph.boards, "lift")),
             "walk": np.log1p(1000 * np.array([candidates.scores["walk"].get(k, 0.0) for k in keys.tolist()])),
+            "neighbour boards": np.log1p([candidates.neighbour_boards.get(k, 0.0) for k in keys.tolist()]),
             "popularity": np.log1p(graph.degrees(keys)),
             "text": np.array([candidates.scores["text"].get(k, 0.0) for k in keys.tolist()]),
         }
@@ -368,12 +380,13 @@ class RelatedPins:
         """Each candidate's score and each feature's part of it (rows x features), with the features' names."""
         model = self.model
         chosen = None if model is None else model.for_query(graph.degree(pin.key) > 0)
-        if chosen is None:  # shared boards first, then walk visits, then visual and text similarity
+        if chosen is None:  # shared boards first, then walk visits, then neighbours' boards, visual and text similarity
             keys = candidates.keys.tolist()
             score = np.array(
                 [
                     1e6 * candidates.scores["cooccurrence"].get(k, 0.0)
                     + 1e3 * candidates.scores["walk"].get(k, 0.0)
+                    + candidates.neighbour_boards.get(k, 0.0)
                     + candidates.scores["visual"].get(k, 0.0)
                     + candidates.scores["text"].get(k, 0.0)
                     for k in keys

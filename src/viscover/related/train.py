@@ -1,6 +1,7 @@
-"""Learning the Related Pins ranker from boards, with a nested split: a seeded share of the boards gives the
-labels (a query's board-mates are the relevant candidates), and the graph that every candidate and count
-feature comes from is built from the other boards only. Without it, co-occurrence would be a perfect feature."""
+"""Learning the Related Pins ranker from boards, cross-fitted: the boards are dealt into folds, and each fold's
+boards give labels (a query's board-mates are the relevant candidates) while the graph that every candidate and
+count feature comes from is built from the other folds' boards only. Without it, co-occurrence would be a perfect
+feature; with each fold taking its turn, every board teaches, on a graph nearly as dense as the one served."""
 
 from __future__ import annotations
 
@@ -32,21 +33,23 @@ from viscover.related.related import (
 )
 from viscover.search import Engine, Searcher
 
+FOLDS = 5  # folds of boards: each gives labels to a graph of the others, and `auto` holds each out in turn
 MIN_QUERIES = 20  # training queries a kind (warm, cold) needs for its own ranker; fewer teach noise
-DEV_FOLDS = 4  # folds of label boards on which `auto` compares feature sets and variants
+MAX_QUERIES = 3000  # training queries at most (a seeded sample of them on a bigger catalog)
 
 
 @dataclass(frozen=True)
 class TrainReport:
-    queries: int  # training queries (pins of label boards)
+    queries: int  # training queries (pins of boards with other pins)
     rows: int  # candidate rows they gave
-    label_boards: int
-    feature_boards: int
+    boards: int  # boards that gave labels, each in one fold
+    folds: int
     dominant_queries: int  # queries with a dominant object (0 until `viscover objects` has run)
     seconds: float
-    # kind → (feature set, variant) → mean recall@10 on held-out label boards (when `auto` chose either)
+    # kind → (feature set, variant) → mean recall@10 on held-out folds (when `auto` chose either)
     dev_recall: dict[str, dict[tuple[str, str], float]]
-    dev_standard_error: dict[str, float]  # kind → the standard error of the best choice's mean
+    # kind → (feature set, variant) → one standard error of its shortfall from the best choice's recall
+    dev_error: dict[str, dict[tuple[str, str], float]]
 
 
 @dataclass(frozen=True)
@@ -60,95 +63,17 @@ class NestedSplit:
     feature_graph: BoardGraph
 
 
-def nested_split(pins: np.ndarray, boards: np.ndarray, label_share: float, seed: int) -> NestedSplit:
-    """A seeded share of the distinct boards becomes labels; the rest make the feature graph."""
+def board_folds(pins: np.ndarray, boards: np.ndarray, folds: int, seed: int) -> list[NestedSplit]:
+    """The distinct boards dealt into `folds` seeded folds; each fold's boards are labels to a graph of the rest."""
     pins, boards = np.asarray(pins, dtype=np.int64), np.asarray(boards, dtype=np.int64)
-    distinct = np.unique(boards)
-    count = max(1, round(label_share * len(distinct)))
-    labels = set(np.random.default_rng(seed).permutation(distinct)[:count].tolist())
-    is_label = np.isin(boards, list(labels))
-    return NestedSplit(labels, pins[is_label], boards[is_label], BoardGraph(pins[~is_label], boards[~is_label]))
-
-
-def train_model(
-    searcher: Searcher,
-    pins: np.ndarray,
-    boards: np.ndarray,
-    *,
-    feature_set: str,
-    variant: str,
-    board_types: Mapping[int, str] | None = None,
-    vectors: Mapping[str, VisualVectors] | None = None,
-    label_share: float = 0.3,
-    max_queries: int = 1500,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[RelatedModel, TrainReport]:
-    """Learn a ranker per kind of query from saves of `pins` to `boards` (the catalog's, or an evaluation's
-    training boards) on `feature_set` with `variant`; `auto` for either picks, per kind, what does best on
-    held-out folds of the label boards. Categories come from `board_types` (board id → type) when given, else
-    from the pins' own categories."""
-    check_choice(feature_set, variant)
-    start = time.perf_counter()
-    split = nested_split(pins, boards, label_share, seed)
-    feature_graph = split.feature_graph
-    if board_types:
-        categories = Categories.from_board_types(board_types)
-    else:
-        categories = Categories.from_pin_categories(list(searcher.catalog.categories().values()))
-    feature_sets = FEATURE_SETS if feature_set == "auto" else (feature_set,)
-    variants = VARIANTS if variant == "auto" else (variant,)
-    # co-occurrence features rank alike under every variant (it has no visual feature to move): offered once.
-    # The first choice within one standard error of the best wins, so the order says which is simpler: the smaller
-    # set, then the earlier variant (none, A, B, C); with too little data to tell, the first.
-    choices = [(f, way) for f in feature_sets for way in variants if f != FEATURE_SETS[0] or way == variants[0]]
-    names = feature_names(feature_sets[-1], categories)  # each set's features come first in the next one's
-    on_object = bool(set(variants) & set(ON_OBJECT))
-    related = RelatedPins(searcher, lambda: feature_graph, None, vectors)
-    queries = _label_queries(split.label_pins, split.label_board_of, max_queries, seed)
-    catalog_pins = searcher.catalog.by_keys(sorted({query.key for query in queries}))
-    rows: dict[str, list[QueryRows]] = {kind: [] for kind in KINDS}
-    dominant_queries = 0
-    for query in tqdm(queries, desc="related: training queries", disable=not progress):
-        pin = catalog_pins.get(query.key)
-        if pin is None:
-            continue
-        query_rows = QueryRows.of(related, pin, query, feature_graph, names, categories, on_object=on_object)
-        dominant_queries += query_rows.dominant
-        rows["warm" if feature_graph.degree(query.key) > 0 else "cold"].append(query_rows)
-    rankers, chosen, teaching, dev_recall, dev_error = {}, {}, {}, {}, {}
-    for kind, found in rows.items():
-        teaching[kind] = [query_rows for query_rows in found if query_rows.can_teach]
-        if len(teaching[kind]) >= MIN_QUERIES:
-            recall, boards = _dev_recall(found, choices, categories, seed)
-            chosen[kind] = choices[0]
-            if recall:
-                chosen[kind], dev_error[kind] = within_one_standard_error(recall, boards)
-                dev_recall[kind] = {choice: float(values.mean()) for choice, values in recall.items()}
-            features, way = chosen[kind]
-            rankers[kind] = _fit(teaching[kind], len(feature_names(features, categories)), way, seed)
-    if not rankers:
-        counts = ", ".join(f"{len(found)} {kind}" for kind, found in teaching.items())
-        raise NotEnoughDataError(
-            f"too few boards to learn from: {counts} queries have board-mates among their candidates, and a ranker "
-            f"needs {MIN_QUERIES}; save more pins to boards (without a ranker, related pins come by shared boards)"
-        )
-    every = [query_rows for found in rows.values() for query_rows in found]
-    report = TrainReport(
-        len(every),
-        sum(len(query_rows.y) for query_rows in every),
-        len(split.label_boards),
-        feature_graph.boards,
-        dominant_queries,
-        time.perf_counter() - start,
-        dev_recall,
-        dev_error,
-    )
-    feature_choice = {kind: features for kind, (features, _) in chosen.items()}
-    variant_choice = {kind: way for kind, (_, way) in chosen.items()}
-    return RelatedModel(
-        feature_choice, variant_choice, categories, rankers, searcher.settings.related_text_words
-    ), report
+    dealt = np.random.default_rng(seed).permutation(np.unique(boards))
+    splits = []
+    for fold in range(min(folds, len(dealt))):
+        labels = set(dealt[fold::folds].tolist())
+        is_label = np.isin(boards, list(labels))
+        feature_graph = BoardGraph(pins[~is_label], boards[~is_label])
+        splits.append(NestedSplit(labels, pins[is_label], boards[is_label], feature_graph))
+    return splits
 
 
 @dataclass(frozen=True)
@@ -158,6 +83,7 @@ class LabelQuery:
     key: int  # the query pin
     board: int  # the label board it is on
     mates: frozenset[int]  # its other pins
+    fold: int  # the fold of that board: the query's features come from the graph of the other folds
 
 
 @dataclass(frozen=True)
@@ -179,15 +105,13 @@ class QueryRows:
         graph: BoardGraph,
         names: Sequence[str],
         categories: Categories,
-        *,
-        on_object: bool,
     ) -> QueryRows:
-        """The query's candidates from `graph`, their features `names`, and with `on_object` (variants A or B
-        may be chosen) the same computed on its dominant object."""
+        """The query's candidates from `graph` and their features `names`, also as variants A and B compute them
+        (on its dominant object)."""
         candidates = related.candidates(pin, graph)
         X, dominant = related.features(pin, candidates, graph, names, categories)
         X_object = X
-        if dominant and on_object and "visual pool" in names:
+        if dominant and "visual pool" in names:
             # A and B compute the same features (B only weighs them differently when scoring)
             X_object = related.features(pin, candidates, graph, names, categories, "A")[0]
         return cls(query, X, X_object, np.isin(candidates.keys, list(query.mates)).astype(int), dominant)
@@ -202,6 +126,133 @@ class QueryRows:
         return bool(self.y.any() and not self.y.all())
 
 
+@dataclass(frozen=True)
+class TrainingRows:
+    """Every training query's candidates and features by kind (warm, cold): the costly part of training, which
+    every choice of feature set and variant then fits from."""
+
+    by_kind: dict[str, list[QueryRows]]
+    categories: Categories
+    text_words: int  # how many rare words made the text candidates
+    boards: int
+    folds: int
+    seconds: float
+
+
+def training_rows(
+    searcher: Searcher,
+    pins: np.ndarray,
+    boards: np.ndarray,
+    *,
+    board_types: Mapping[int, str] | None = None,
+    vectors: Mapping[str, VisualVectors] | None = None,
+    max_queries: int = MAX_QUERIES,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainingRows:
+    """Candidates and every feature for each pin of each board with other pins, from saves of `pins` to `boards`
+    (the catalog's, or an evaluation's training boards), cross-fitted over FOLDS folds of the boards. Categories
+    come from `board_types` (board id → type) when given, else from the pins' own categories."""
+    start = time.perf_counter()
+    splits = board_folds(pins, boards, FOLDS, seed)
+    if board_types:
+        categories = Categories.from_board_types(board_types)
+    else:
+        categories = Categories.from_pin_categories(list(searcher.catalog.categories().values()))
+    names = feature_names(FEATURE_SETS[-1], categories)  # each set's features come first in the next one's
+    related = RelatedPins(searcher, lambda: splits[0].feature_graph, None, vectors)  # each query gets its fold's
+    queries = _label_queries(splits, max_queries, seed)
+    catalog_pins = searcher.catalog.by_keys(sorted({query.key for query in queries}))
+    rows: dict[str, list[QueryRows]] = {kind: [] for kind in KINDS}
+    for query in tqdm(queries, desc="related: training queries", disable=not progress):
+        pin = catalog_pins.get(query.key)
+        if pin is None:
+            continue
+        graph = splits[query.fold].feature_graph
+        rows["warm" if graph.degree(query.key) > 0 else "cold"].append(
+            QueryRows.of(related, pin, query, graph, names, categories)
+        )
+    boards_used = sum(len(split.label_boards) for split in splits)
+    return TrainingRows(
+        rows, categories, searcher.settings.related_text_words, boards_used, len(splits), time.perf_counter() - start
+    )
+
+
+def fit_model(rows: TrainingRows, feature_set: str, variant: str, seed: int = 0) -> tuple[RelatedModel, TrainReport]:
+    """A ranker per kind of query on `feature_set` with `variant`; `auto` for either picks, per kind, the
+    simplest choice that does as well as the best on held-out folds (`within_one_standard_error`)."""
+    check_choice(feature_set, variant)
+    start = time.perf_counter()
+    feature_sets = FEATURE_SETS if feature_set == "auto" else (feature_set,)
+    variants = VARIANTS if variant == "auto" else (variant,)
+    # the sets without visual features rank alike under every variant (none has a visual feature to move): offered
+    # once. The order says which is simpler: the smaller set, then the earlier variant (none, A, B, C).
+    plain = {set_ for set_ in FEATURE_SETS if "visual pool" not in feature_names(set_, rows.categories)}
+    choices = [(f, way) for f in feature_sets for way in variants if f not in plain or way == variants[0]]
+    rankers, chosen, dev_recall, dev_error = {}, {}, {}, {}
+    for kind, found in rows.by_kind.items():
+        teaching = [query_rows for query_rows in found if query_rows.can_teach]
+        if len(teaching) < MIN_QUERIES:
+            continue
+        recall, boards = _dev_recall(found, choices, rows.categories, seed)
+        chosen[kind] = choices[0]
+        if recall:
+            chosen[kind], dev_error[kind] = within_one_standard_error(recall, boards)
+            dev_recall[kind] = {choice: float(values.mean()) for choice, values in recall.items()}
+        features, way = chosen[kind]
+        rankers[kind] = _fit(teaching, len(feature_names(features, rows.categories)), way, seed)
+    if not rankers:
+        counts = ", ".join(
+            f"{sum(query_rows.can_teach for query_rows in found)} {kind}" for kind, found in rows.by_kind.items()
+        )
+        raise NotEnoughDataError(
+            f"too few boards to learn from: {counts} queries have board-mates among their candidates, and a ranker "
+            f"needs {MIN_QUERIES}; save more pins to boards (without a ranker, related pins come by shared boards)"
+        )
+    every = [query_rows for found in rows.by_kind.values() for query_rows in found]
+    report = TrainReport(
+        len(every),
+        sum(len(query_rows.y) for query_rows in every),
+        rows.boards,
+        rows.folds,
+        sum(query_rows.dominant for query_rows in every),
+        rows.seconds + time.perf_counter() - start,
+        dev_recall,
+        dev_error,
+    )
+    feature_choice = {kind: features for kind, (features, _) in chosen.items()}
+    variant_choice = {kind: way for kind, (_, way) in chosen.items()}
+    return RelatedModel(feature_choice, variant_choice, rows.categories, rankers, rows.text_words), report
+
+
+def train_model(
+    searcher: Searcher,
+    pins: np.ndarray,
+    boards: np.ndarray,
+    *,
+    feature_set: str,
+    variant: str,
+    board_types: Mapping[int, str] | None = None,
+    vectors: Mapping[str, VisualVectors] | None = None,
+    max_queries: int = MAX_QUERIES,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[RelatedModel, TrainReport]:
+    """`training_rows`, then `fit_model` (an unknown feature set or variant is refused before any work)."""
+    check_choice(feature_set, variant)
+    rows = training_rows(
+        searcher,
+        pins,
+        boards,
+        board_types=board_types,
+        vectors=vectors,
+        max_queries=max_queries,
+        seed=seed,
+        progress=progress,
+    )
+    return fit_model(rows, feature_set, variant, seed)
+
+
 def _fit(found: list[QueryRows], columns: int, variant: str, seed: int) -> RankSVM:
     """A ranker on the first `columns` features (as the variant computes them) of these queries' candidates."""
     X = np.concatenate([query_rows.rows(variant)[:, :columns] for query_rows in found])
@@ -211,14 +262,16 @@ def _fit(found: list[QueryRows], columns: int, variant: str, seed: int) -> RankS
 
 def within_one_standard_error(
     recall: dict[tuple[str, str], np.ndarray], boards: np.ndarray
-) -> tuple[tuple[str, str], float]:
-    """The first (simplest) choice whose mean held-out recall is within one standard error of the best mean (the
-    "one standard error rule" of cross-validation: a richer choice must win by more than the noise of its
-    estimate), and that standard error. Queries of one board are not independent, so the error is clustered by
-    board (`boards`: each query's)."""
+) -> tuple[tuple[str, str], dict[tuple[str, str], float]]:
+    """The first (simplest) choice whose mean held-out recall falls short of the best's by no more than one
+    standard error of that shortfall (the "one standard error rule" of cross-validation: a richer choice must
+    win by more than the noise), and each choice's error. Every choice ranks the same queries, so the error is
+    that of the per-query differences; queries of one board are not independent, so it is clustered by board
+    (`boards`: each query's)."""
     best = max(recall.values(), key=np.mean)
-    error = clustered_error(best, boards)
-    return next(choice for choice, values in recall.items() if values.mean() >= best.mean() - error), error
+    error = {choice: clustered_error(best - values, boards) for choice, values in recall.items()}
+    chosen = next(choice for choice, values in recall.items() if best.mean() - values.mean() <= error[choice])
+    return chosen, error
 
 
 def clustered_error(values: np.ndarray, clusters: np.ndarray) -> float:
@@ -234,21 +287,18 @@ def clustered_error(values: np.ndarray, clusters: np.ndarray) -> float:
 def _dev_recall(
     found: list[QueryRows], choices: list[tuple[str, str]], categories: Categories, seed: int
 ) -> tuple[dict[tuple[str, str], np.ndarray], np.ndarray]:
-    """Each (feature set, variant)'s recall@10 of board-mates for every held-out query, in one order: the label
-    boards are dealt into DEV_FOLDS folds, and each fold's queries are ranked as serving ranks them by a ranker
-    fitted on the other folds' queries that can teach. Every query counts (a mate no source proposes is missed),
-    so the recall compares across candidate settings too. Empty when there is one choice, or too few queries to
-    fit. Also each held-out query's label board, in the same order."""
+    """Each (feature set, variant)'s recall@10 of board-mates for every held-out query, in one order: each fold's
+    queries are ranked as serving ranks them by a ranker fitted on the other folds' queries that can teach. Every
+    query counts (a mate no source proposes is missed), so the recall compares across candidate settings too.
+    Empty when there is one choice, or too few queries to fit. Also each held-out query's board, in that order."""
     boards: list[int] = []
     if len(choices) == 1:
         return {}, np.array(boards)
-    dealt = np.random.default_rng(seed).permutation(sorted({query_rows.query.board for query_rows in found}))
-    fold_of = {int(board): n % DEV_FOLDS for n, board in enumerate(dealt)}
     recall: dict[tuple[str, str], list[float]] = {choice: [] for choice in choices}
-    for fold in range(DEV_FOLDS):
-        dev = [query_rows for query_rows in found if fold_of[query_rows.query.board] == fold]
-        fit = [query_rows for query_rows in found if fold_of[query_rows.query.board] != fold and query_rows.can_teach]
-        if len(fit) < MIN_QUERIES or not dev:
+    for fold in sorted({query_rows.query.fold for query_rows in found}):
+        dev = [query_rows for query_rows in found if query_rows.query.fold == fold]
+        fit = [query_rows for query_rows in found if query_rows.query.fold != fold and query_rows.can_teach]
+        if len(fit) < MIN_QUERIES:
             continue
         rankers: dict[tuple[str, bool], RankSVM] = {}  # variants that compute the same features share one
         boards += [query_rows.query.board for query_rows in dev]
@@ -265,18 +315,20 @@ def _dev_recall(
     return {choice: np.array(values) for choice, values in recall.items() if values}, np.array(boards)
 
 
-def _label_queries(pins: np.ndarray, boards: np.ndarray, most: int, seed: int) -> list[LabelQuery]:
-    """Every pin of every label board with two pins or more, with its board-mates; a seeded sample of `most`
-    when there are more."""
-    members: dict[int, set[int]] = {}
-    for pin, board in zip(pins.tolist(), boards.tolist(), strict=True):
-        members.setdefault(board, set()).add(pin)
-    queries = [
-        LabelQuery(pin, board, frozenset(group - {pin}))
-        for board, group in sorted(members.items())
-        if len(group) > 1
-        for pin in sorted(group)
-    ]
+def _label_queries(splits: Sequence[NestedSplit], most: int, seed: int) -> list[LabelQuery]:
+    """Every pin of every label board with two pins or more, with its board-mates and fold; a seeded sample of
+    `most` when there are more."""
+    queries = []
+    for fold, split in enumerate(splits):
+        members: dict[int, set[int]] = {}
+        for pin, board in zip(split.label_pins.tolist(), split.label_board_of.tolist(), strict=True):
+            members.setdefault(board, set()).add(pin)
+        queries += [
+            LabelQuery(pin, board, frozenset(group - {pin}), fold)
+            for board, group in sorted(members.items())
+            if len(group) > 1
+            for pin in sorted(group)
+        ]
     if len(queries) > most:
         picked = np.random.default_rng(seed).choice(len(queries), most, replace=False)
         queries = [queries[i] for i in sorted(picked)]
@@ -328,12 +380,6 @@ def train_home(
         _, pins, boards = searcher.catalog.board_saves(0)
         types = read_board_types(board_types, searcher.catalog.board_ids()) if board_types else None
         model, report = train_model(
-            searcher,
-            pins,
-            boards,
-            feature_set=feature_set,
-            variant=variant,
-            board_types=types,
-            progress=progress,
+            searcher, pins, boards, feature_set=feature_set, variant=variant, board_types=types, progress=progress
         )
         return model.save(settings.home / MODEL_FILE), model, report

@@ -148,7 +148,9 @@ class RelatedOut(PinOut):
 
     rank: int
     score: float = Field(description="the ranker's score (without a trained ranker: shared boards first)")
-    sources: list[str] = Field(description="the candidate sources that proposed it: cooccurrence, walk, visual, text")
+    sources: list[str] = Field(
+        description="the candidate sources that proposed it: cooccurrence, walk, neighbour boards, visual, text"
+    )
     contributions: dict[str, float] = Field(description="each ranker feature's part of the score")
 
 

@@ -63,7 +63,13 @@ $("key-button").addEventListener("click", () => {
 // ---- a result's card ------------------------------------------------------------------------------------
 
 // what a related pin's candidate sources are called on its card
-const SOURCE_NAMES = { cooccurrence: "same boards", walk: "nearby boards", visual: "looks alike", text: "similar words" };
+const SOURCE_NAMES = {
+  cooccurrence: "same boards",
+  walk: "nearby boards",
+  "neighbour boards": "boards of pins with similar words",
+  visual: "looks alike",
+  text: "similar words",
+};
 
 export function span(className, text, title = "") {
   const element = document.createElement("span");
