@@ -130,10 +130,10 @@ class Settings(BaseSettings):
     # Related Pins: the ranker `viscover related train` learns by default (docs/results/related-ikea compares all)
     related_features: Literal["auto", "cooccurrence", "neighbours", "visual", "category", "text"] = Field(
         "auto",
-        description="Related Pins ranker features: co-occurrence only, + the boards of a pin's text neighbours, "
-        "+ visual, + category cross, + text, or auto: for warm and for cold queries, the smallest set whose held-out "
-        "recall (on folds of the training boards, with the variant chosen with it) falls short of the best by no "
-        "more than one standard error",
+        description="Related Pins ranker features: co-occurrence only (the paper's control), + the boards of a "
+        "pin's text neighbours, + visual, + category cross, + text, or auto: for warm and for cold queries, the "
+        "smallest set from the neighbours' on whose held-out recall (on folds of the training boards, with the "
+        "variant chosen with it) falls short of the best by no more than one standard error",
     )
     related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
         "auto",

@@ -31,7 +31,7 @@ from viscover.evaluate.workhome import evaluation_settings, ingest_rows
 from viscover.ingest.sources import read_json_objects
 from viscover.related.graph import BoardGraph, best_first
 from viscover.related.related import (
-    FEATURE_SETS,
+    AUTO_SETS,
     SOURCES,
     Candidates,
     RelatedModel,
@@ -184,16 +184,16 @@ def run_seed(
 
 
 def _choices(model: RelatedModel, report: TrainReport) -> str:
-    """What the full ranker chose per query kind, with the held-out recall@10 of its choice, the control and the
-    best, and the standard errors of the choice's and the control's shortfalls from the best."""
-    control = (FEATURE_SETS[0], "none")
+    """What the full ranker chose per query kind, with the held-out recall@10 of its choice, the simplest choice and
+    the best, and the standard errors of the choice's and the simplest's shortfalls from the best."""
+    simplest = (AUTO_SETS[0], "none")
     held_out = []
     for kind, recall in report.dev_recall.items():
         choice, error = (model.feature_sets[kind], model.variants[kind]), report.dev_error[kind]
         held_out.append(
-            f"{kind} {recall[choice]:.4f} against the control's {recall[control]:.4f} and the best's "
+            f"{kind} {recall[choice]:.4f} against the simplest's {recall[simplest]:.4f} and the best's "
             f"{max(recall.values()):.4f} (one standard error of the shortfall: {error[choice]:.4f} for the choice, "
-            f"{error[control]:.4f} for the control)"
+            f"{error[simplest]:.4f} for the simplest)"
         )
     return f"{model.describe()}; held-out recall@10: {', '.join(held_out) or 'not compared'}"
 
@@ -374,9 +374,10 @@ Candidate recall (share of a query's room-mates that some source proposes): {can
 rooms into train and test. Everything (graph, categories, rankers) comes from the training rooms; each item of a
 test room queries for the room's other items. Warm queries are in some training room, cold ones in none.
 Intervals: bootstrap over test rooms (paired for ratios), pooled over seeds. The full ranker is the shipped
-default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence, + neighbour boards, + visual,
+default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence and neighbour boards, + visual,
 + category cross, + text) and dominant-object variant (none, A, B, C) chosen on held-out folds of the training
 boards: the simplest whose ranker finds board-mates within one standard error (of the shortfall) of the best.
+Cold queries have no neighbour boards: for them the smallest set is the control's.
 Every ranker learns from all training boards, cross-fitted: in each of 5 folds of them, the fold's boards are the
 labels and the other folds' make the graph. Rows "variant A/B/C" use every feature with that variant.
 
@@ -388,8 +389,8 @@ Every ranker against the bars' baselines (pooled [95% CI], then each seed):
 
 {markdown_rows(["ranker", "warm / cooccurrence", "per seed", "cold / popularity", "per seed"], every_row)}
 
-What the full ranker chose on each seed's held-out folds of its training boards (the control: co-occurrence
-features, variant none):
+What the full ranker chose on each seed's held-out folds of its training boards (the simplest: co-occurrence and
+neighbour-board features, variant none):
 
 {chr(10).join(f"- seed {seed}: {text}" for seed, text in study.choices.items())}
 

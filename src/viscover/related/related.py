@@ -41,6 +41,9 @@ WALK_STEPS = 10_000  # moves of a candidate walk (it stops earlier once DEPTH["w
 # each adds its features to the ones before: the paper's control, then the boards of the query's text neighbours,
 # visual similarity, the category cross features, and text similarity
 FEATURE_SETS = ("cooccurrence", "neighbours", "visual", "category", "text")
+# what `auto` chooses among: the neighbours' boards are a graph source like the walk, so its smallest set has them
+# (the paper's control, co-occurrence features alone, stays a choice to compare with)
+AUTO_SETS = FEATURE_SETS[1:]
 KINDS = ("warm", "cold")  # queries on some board, and on none: each kind has its own ranker
 VARIANTS = ("none", "A", "B", "C")
 ON_OBJECT = ("A", "B")  # variants that compute the query's pooled similarity on its dominant object's box

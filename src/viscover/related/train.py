@@ -19,6 +19,7 @@ from viscover.ingest.sources import read_json_objects
 from viscover.related.graph import BoardGraph
 from viscover.related.ranker import RankSVM
 from viscover.related.related import (
+    AUTO_SETS,
     FEATURE_SETS,
     KINDS,
     MODEL_FILE,
@@ -183,7 +184,7 @@ def fit_model(rows: TrainingRows, feature_set: str, variant: str, seed: int = 0)
     simplest choice that does as well as the best on held-out folds (`within_one_standard_error`)."""
     check_choice(feature_set, variant)
     start = time.perf_counter()
-    feature_sets = FEATURE_SETS if feature_set == "auto" else (feature_set,)
+    feature_sets = AUTO_SETS if feature_set == "auto" else (feature_set,)
     variants = VARIANTS if variant == "auto" else (variant,)
     # the sets without visual features rank alike under every variant (none has a visual feature to move): offered
     # once. The order says which is simpler: the smaller set, then the earlier variant (none, A, B, C).
