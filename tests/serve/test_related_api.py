@@ -20,10 +20,11 @@ def test_related_pages_sources_and_errors(ikea_server: LiveServer) -> None:
         first = client.get(f"/v1/pins/{query}/related", params={"k": 5})
         assert first.status_code == 200, first.text
         page = first.json()
-        assert page["ranker"].startswith("warm unranked, cold ") and page["next_offset"] == 5
+        assert page["ranker"].startswith("warm ") and ", cold " in page["ranker"] and page["next_offset"] == 5
+        assert "unranked" not in page["ranker"]  # every board teaches once, in its fold: enough for both kinds
         assert [r["rank"] for r in page["results"]] == [1, 2, 3, 4, 5]
-        # too few warm training queries in this home for a warm ranker: by shared boards, no score parts
-        assert all(r["sources"] and r["contributions"] == {} and r["thumbnail_url"] for r in page["results"])
+        assert all(r["sources"] and r["contributions"] and r["thumbnail_url"] for r in page["results"])
+        assert all(abs(sum(r["contributions"].values()) - r["score"]) < 1e-6 for r in page["results"])
         second = client.get(f"/v1/pins/{query}/related", params={"k": 5, "offset": 5}).json()
         assert [r["rank"] for r in second["results"]] == [6, 7, 8, 9, 10]
         both = client.get(f"/v1/pins/{query}/related", params={"k": 10}).json()["results"]
