@@ -144,6 +144,8 @@ def test_rank_svm_recovers_a_known_weight_vector(tmp_path: Path) -> None:
         RelatedModel.load(tmp_path / "broken.npz")
     with pytest.raises(NotEnoughDataError, match="no query has both"):
         RankSVM().fit(X[:20], np.ones(20, int), groups[:20])
+    one_pair = RankSVM().fit(X[:2], np.array([1, 0]), np.zeros(2))  # one pair still gives both classes
+    assert one_pair.decision_function(X[:1]) > one_pair.decision_function(X[1:2])
 
 
 def test_board_folds_keep_scored_boards_out_of_the_features() -> None:

@@ -36,7 +36,7 @@ from viscover.search import Engine, Searcher
 
 FOLDS = 5  # folds of boards: each gives labels to a graph of the others, and `auto` holds each out in turn
 MIN_QUERIES = 20  # training queries a kind (warm, cold) needs for its own ranker; fewer teach noise
-MAX_QUERIES = 3000  # training queries at most (a seeded sample of them on a bigger catalog)
+MAX_QUERIES = 2000  # training queries at most (a seeded sample of them on a bigger catalog): time grows with them
 
 
 @dataclass(frozen=True)
