@@ -132,8 +132,9 @@ class Settings(BaseSettings):
         "auto",
         description="Related Pins ranker features: co-occurrence only (the paper's control), + the boards of a "
         "pin's text neighbours, + visual, + category cross, + text, or auto: for warm and for cold queries, the "
-        "smallest set from the neighbours' on whose held-out recall (on folds of the training boards, with the "
-        "variant chosen with it) falls short of the best by no more than one standard error",
+        "smallest set from co-occurrence with the neighbours' boards up whose held-out recall (on folds of the "
+        "training boards, with the variant chosen with it) falls short of the best by no more than one standard "
+        "error",
     )
     related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
         "auto",

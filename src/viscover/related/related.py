@@ -292,7 +292,7 @@ class RelatedPins:
 
     def candidates(self, pin: Pin, graph: BoardGraph) -> Candidates:
         """The query's candidates from every source. A pin on no board has only visual and text ones: the boards
-        of its text neighbours made its ranker worse on held-out boards (docs/results/related-ikea)."""
+        of its text neighbours made its ranker worse on held-out boards (docs/results/README.md, Related Pins)."""
         query = self.rarest_words(pin.description)
         # descriptions only: a pin's text also holds its boards' names, which would leak held-out boards
         text = self.searcher.catalog.text_search(
