@@ -139,7 +139,8 @@ class Settings(BaseSettings):
     related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
         "auto",
         description="Related Pins dominant-object variant: none, the paper's A, B or C, or auto: for warm and for "
-        "cold queries, the first within one standard error of the best on held-out folds of the training boards",
+        "cold queries, the first within one standard error (of its shortfall) of the best on held-out folds of the "
+        "training boards",
     )
     related_text_words: int = Field(
         4,

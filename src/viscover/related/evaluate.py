@@ -39,7 +39,7 @@ from viscover.related.related import (
     VisualVectors,
     visual_vectors,
 )
-from viscover.related.train import TrainReport, fit_model, training_rows
+from viscover.related.train import FOLDS, TrainReport, fit_model, training_rows
 from viscover.search import Engine, Searcher
 from viscover.search.objects import index_objects
 from viscover.storage import atomic_path
@@ -378,7 +378,7 @@ default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence
 + category cross, + text) and dominant-object variant (none, A, B, C) chosen on held-out folds of the training
 boards: the simplest whose ranker finds board-mates within one standard error (of the shortfall) of the best.
 Cold queries have no neighbour boards: for them the smallest set is the control's.
-Every ranker learns from all training boards, cross-fitted: in each of 5 folds of them, the fold's boards are the
+Every ranker learns from all training boards, cross-fitted: in each of {FOLDS} folds of them, the fold's boards are the
 labels and the other folds' make the graph. Rows "variant A/B/C" use every feature with that variant.
 
 ## Bars

@@ -383,7 +383,7 @@ class RelatedPins:
         """Each candidate's score and each feature's part of it (rows x features), with the features' names."""
         model = self.model
         chosen = None if model is None else model.for_query(graph.degree(pin.key) > 0)
-        if chosen is None:  # shared boards first, then walk visits, then neighbours' boards, visual and text similarity
+        if chosen is None:  # shared boards first, then walk visits (scaled), neighbours' boards, visual, text: summed
             keys = candidates.keys.tolist()
             score = np.array(
                 [

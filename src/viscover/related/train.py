@@ -1,7 +1,8 @@
 """Learning the Related Pins ranker from boards, cross-fitted: the boards are dealt into folds, and each fold's
 boards give labels (a query's board-mates are the relevant candidates) while the graph that every candidate and
 count feature comes from is built from the other folds' boards only. Without it, co-occurrence would be a perfect
-feature; with each fold taking its turn, every board teaches, on a graph nearly as dense as the one served."""
+feature; with each fold taking its turn, every board of two pins or more gives labels (up to MAX_QUERIES
+queries, a seeded sample beyond), on a graph nearly as dense as the one served."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ MAX_QUERIES = 2000  # training queries at most (a seeded sample of them on a big
 class TrainReport:
     queries: int  # training queries (pins of boards with other pins)
     rows: int  # candidate rows they gave
-    boards: int  # boards that gave labels, each in one fold
+    boards: int  # boards dealt into the folds (each gives labels in one, if it has two pins or more)
     folds: int
     dominant_queries: int  # queries with a dominant object (0 until `viscover objects` has run)
     seconds: float
@@ -152,8 +153,9 @@ def training_rows(
     progress: bool = True,
 ) -> TrainingRows:
     """Candidates and every feature for each pin of each board with other pins, from saves of `pins` to `boards`
-    (the catalog's, or an evaluation's training boards), cross-fitted over FOLDS folds of the boards. Categories
-    come from `board_types` (board id → type) when given, else from the pins' own categories."""
+    (the catalog's, or an evaluation's training boards), cross-fitted over FOLDS folds of the boards; a seeded
+    sample of `max_queries` of them when there are more. Categories come from `board_types` (board id → type) when
+    given, else from the pins' own categories."""
     start = time.perf_counter()
     splits = board_folds(pins, boards, FOLDS, seed)
     if board_types:
@@ -161,7 +163,8 @@ def training_rows(
     else:
         categories = Categories.from_pin_categories(list(searcher.catalog.categories().values()))
     names = feature_names(FEATURE_SETS[-1], categories)  # each set's features come first in the next one's
-    related = RelatedPins(searcher, lambda: splits[0].feature_graph, None, vectors)  # each query gets its fold's
+    # candidates and features are asked of each query's fold graph; the served graph is empty, so none can leak
+    related = RelatedPins(searcher, BoardGraph, None, vectors)
     queries = _label_queries(splits, max_queries, seed)
     catalog_pins = searcher.catalog.by_keys(sorted({query.key for query in queries}))
     rows: dict[str, list[QueryRows]] = {kind: [] for kind in KINDS}
