@@ -1,0 +1,188 @@
+"""Trials of Related Pins' warm ranker that did not ship, measured where `auto` makes its choices: on held-out
+folds of each seed's training rooms (the test rooms of `viscover eval related` are never read).
+
+Each trial changes one thing against the features `auto` most often takes for warm queries (co-occurrence with
+neighbour boards, variant none) and reports held-out recall@10 of board-mates over co-occurrence alone's on the
+same queries:
+
+- room-type match: the dot product of the query's and the candidate's shares of room types (from the fold's graph);
+- category pairs: how many of the fold's boards hold a pin of the query's product category and one of the
+  candidate's (log), that as lift (log), and whether the two categories are the same;
+- top-10 pair weights: a second Rank-SVM whose pairs weigh 1.1 where the first one's ranking puts exactly one
+  of the two pins in its top 10, else 0.1 (a LambdaRank-style weight: recall@10 only sees the top 10);
+- splines: every continuous feature also through a quadratic spline with knots at its quantiles.
+
+    VISCOVER_MODELS_DIR=../shared/models python benchmarks/related_trials.py \
+        ../shared/datasets/ikea-rooms --work /tmp/evrel-fresh --out docs/results/related-trials.md
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from serve_latency import write_report
+from sklearn.preprocessing import SplineTransformer
+from sklearn.svm import LinearSVC
+
+from viscover.config import Settings
+from viscover.evaluate.report import markdown_rows
+from viscover.related.evaluate import rooms_home, split_rooms
+from viscover.related.graph import BoardGraph
+from viscover.related.ranker import RankSVM
+from viscover.related.related import Categories, RelatedPins, feature_names, visual_vectors
+from viscover.related.train import FOLDS, QueryRows, board_folds, training_rows
+
+TRIALS = ("shipped features", "+ room-type match", "+ category pairs", "top-10 pair weights", "+ splines")
+
+
+class FoldTables:
+    """One fold's graph (the training boards but the fold's) as pins x room-type shares and boards x product
+    categories: what the room-type match and category-pair trials read."""
+
+    def __init__(self, pins: np.ndarray, boards: np.ndarray, categories: Categories, category_of: np.ndarray) -> None:
+        kinds = np.array([categories.board_category[board] for board in boards.tolist()])
+        counts = sparse.csr_matrix(
+            (np.ones(len(pins)), (pins, kinds)), shape=(len(category_of), len(categories.names))
+        ).toarray()
+        self.shares = counts / np.maximum(1, counts.sum(1, keepdims=True))
+        known = category_of[pins] >= 0
+        holding = sparse.csr_matrix(
+            (np.ones(int(known.sum())), (boards[known], category_of[pins][known])),
+            shape=(int(boards.max()) + 1, int(category_of.max()) + 1),
+        )
+        holding.data[:] = 1.0
+        self.together = (holding.T @ holding).toarray()  # categories x categories: boards holding both
+        self.holding = np.diag(self.together).copy()
+        self.boards = len(np.unique(boards))
+        self.category_of = category_of
+
+    def features(self, key: int, keys: np.ndarray) -> np.ndarray:
+        """Per candidate: room-type match, then log boards holding both categories, log their lift, same one."""
+        room_type = self.shares[keys] @ self.shares[key]
+        mine, theirs = self.category_of[key], self.category_of[keys]
+        known = (theirs >= 0) & (mine >= 0)
+        together = np.where(known, self.together[mine, theirs], 0.0)
+        lift = together * self.boards / np.maximum(1, self.holding[mine] * self.holding[theirs])
+        return np.stack([room_type, np.log1p(together), np.log1p(lift), known & (theirs == mine)], 1)
+
+
+def fold_tables(
+    pins: np.ndarray, boards: np.ndarray, label_boards: set[int], categories: Categories, category_of: np.ndarray
+) -> FoldTables:
+    kept = ~np.isin(boards, list(label_boards))
+    return FoldTables(pins[kept], boards[kept], categories, category_of)
+
+
+def weighted_rank_svm(X: Sequence[np.ndarray], y: Sequence[np.ndarray], first: RankSVM, seed: int) -> RankSVM:
+    """A Rank-SVM on every (mate, other) pair of each query, weighted 1.1 where `first` ranks exactly one of the
+    two in its top 10, else 0.1; the first ranker's standardisation is kept."""
+    differences, weights = [], []
+    for rows, labels in zip(X, y, strict=True):
+        rank = np.empty(len(rows), np.int64)
+        rank[np.argsort(-first.decision_function(rows), kind="stable")] = np.arange(len(rows))
+        better, worse = np.nonzero(labels[:, None] > labels[None, :])
+        standard = (rows - first.mean_) / first.scale_
+        differences.append(standard[better] - standard[worse])
+        weights.append(np.abs((rank[better] < 10).astype(float) - (rank[worse] < 10)) + 0.1)
+    rows, weight = np.concatenate(differences), np.concatenate(weights)
+    signs = np.resize([1.0, -1.0], len(rows))
+    svm = LinearSVC(C=2 * first.C, fit_intercept=False, random_state=seed, max_iter=5000)
+    svm.fit(rows * signs[:, None], signs, sample_weight=weight)
+    ranker = RankSVM(first.C, first.max_pairs, seed)
+    ranker.coef_, ranker.mean_, ranker.scale_ = svm.coef_[0].copy(), first.mean_, first.scale_
+    return ranker
+
+
+def held_out_recall(found: list[QueryRows], features: list[np.ndarray], trial: str, seed: int) -> np.ndarray:
+    """Each query's recall@10, ranked by a ranker fitted on the other folds' queries that can teach."""
+    recall = np.zeros(len(found))
+    for fold in sorted({query_rows.query.fold for query_rows in found}):
+        dev = [n for n, query_rows in enumerate(found) if query_rows.query.fold == fold]
+        fit = [n for n, query_rows in enumerate(found) if query_rows.query.fold != fold and query_rows.can_teach]
+        X, y = [features[n] for n in fit], [found[n].y for n in fit]
+        groups = np.concatenate([np.full(len(labels), n) for n, labels in enumerate(y)])
+        ranker = RankSVM(seed=seed).fit(np.concatenate(X), np.concatenate(y), groups)
+        if trial == "top-10 pair weights":
+            ranker = weighted_rank_svm(X, y, ranker, seed)
+        for n in dev:
+            top = np.argsort(-ranker.decision_function(features[n]), kind="stable")[:10]
+            recall[n] = found[n].y[top].sum() / len(found[n].query.mates)
+    return recall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="ikea-rooms")
+    parser.add_argument("--work", type=Path, required=True, help="where the evaluation's home is (or is built)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(12)))
+    parser.add_argument("--test-share", type=float, default=0.3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    table, totals = [], {trial: [0.0, 0.0] for trial in TRIALS}
+    with rooms_home(args.data, Settings(), args.work, progress=False) as (engine, rooms):
+        searcher = engine.searcher
+        vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
+        category_names = searcher.catalog.categories()
+        numbered = {name: n for n, name in enumerate(sorted({c for c in category_names.values() if c}))}
+        category_of = np.full(max(category_names) + 1, -1, dtype=np.int64)
+        for key, name in category_names.items():
+            category_of[key] = numbered.get(name, -1)
+        for seed in args.seeds:
+            split = split_rooms(rooms, args.test_share, seed)
+            rows = training_rows(
+                searcher, split.pins, split.boards, board_types=split.board_types, vectors=vectors, seed=seed,
+                progress=False,
+            )  # fmt: skip
+            found = rows.by_kind["warm"]
+            names = feature_names("neighbours", rows.categories)
+            splits = board_folds(split.pins, split.boards, FOLDS, seed)
+            related = RelatedPins(searcher, BoardGraph, None, vectors)
+            pins = searcher.catalog.by_keys(sorted({query_rows.query.key for query_rows in found}))
+            tables = [
+                fold_tables(split.pins, split.boards, nested.label_boards, rows.categories, category_of)
+                for nested in splits
+            ]
+            extra, alone = [], np.zeros(len(found))
+            for n, query_rows in enumerate(found):
+                query = query_rows.query
+                candidates = related.candidates(pins[query.key], splits[query.fold].feature_graph)
+                assert len(candidates.keys) == len(query_rows.y), "candidates differ from the training rows'"
+                alone[n] = len(set(candidates.ranking("cooccurrence")[:10]) & query.mates) / len(query.mates)
+                extra.append(tables[query.fold].features(query.key, candidates.keys))
+            plain = [query_rows.X[:, : len(names)] for query_rows in found]
+            every = np.concatenate(plain)
+            continuous = [j for j in range(len(names)) if len(np.unique(every[:, j])) > 2]
+            spline = SplineTransformer(n_knots=4, degree=2, knots="quantile").fit(every[:, continuous])
+            trial_rows = {
+                "shipped features": plain,
+                "+ room-type match": [np.hstack([X, more[:, :1]]) for X, more in zip(plain, extra, strict=True)],
+                "+ category pairs": [np.hstack([X, more[:, 1:]]) for X, more in zip(plain, extra, strict=True)],
+                "top-10 pair weights": plain,
+                "+ splines": [np.hstack([X, spline.transform(X[:, continuous])]) for X in plain],
+            }
+            cells = [str(seed), str(len(found)), f"{alone.mean():.4f}"]
+            for trial in TRIALS:
+                recall = held_out_recall(found, trial_rows[trial], trial, seed)
+                totals[trial][0] += recall.sum()
+                totals[trial][1] += alone.sum()
+                cells.append(f"{recall.sum() / alone.sum():.3f}")
+            print(*cells, flush=True)
+            table.append(cells)
+    table.append(["all", "", "", *(f"**{mine / base:.3f}**" for mine, base in totals.values())])
+    write_report(
+        args.out,
+        "# Related Pins: trials of the warm ranker on held-out folds of the training rooms",
+        "Held-out recall@10 of board-mates over co-occurrence alone's on the same warm label queries (every "
+        "fold's boards in turn, ranked by a Rank-SVM fitted on the other folds'); the last row pools every seed's "
+        "queries.",
+        markdown_rows(["seed", "warm queries", "co-occurrence recall@10", *TRIALS], table),
+    )
+
+
+if __name__ == "__main__":
+    main()
