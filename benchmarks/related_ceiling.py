@@ -34,14 +34,19 @@ def recall_at_10(score: np.ndarray, y: np.ndarray, mates: int) -> float:
     return float(y[np.argsort(-score, kind="stable")[:10]].sum() / mates)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def rooms_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments of a benchmark that splits ikea-rooms by seed as `viscover eval related` does."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path, help="ikea-rooms")
     parser.add_argument("--work", type=Path, required=True, help="where the evaluation's home is (or is built)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(12)))
     parser.add_argument("--test-share", type=float, default=0.3)
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = rooms_arguments(__doc__).parse_args()
 
     rows = []
     with rooms_home(args.data, Settings(), args.work, progress=False) as (engine, rooms):

@@ -14,10 +14,8 @@ the setting's default is the value with the best mean of the two kinds.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
+from related_ceiling import rooms_arguments
 from serve_latency import write_report
 
 from viscover.config import Settings
@@ -29,13 +27,9 @@ from viscover.search import Searcher
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", type=Path, help="ikea-rooms")
-    parser.add_argument("--work", type=Path, required=True, help="where the evaluation's home is (or is built)")
+    parser = rooms_arguments(__doc__)
     parser.add_argument("--words", type=int, nargs="+", default=[1, 2, 3, 4, 6, 10])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--test-share", type=float, default=0.3)
-    parser.add_argument("--out", type=Path)
+    parser.set_defaults(seeds=[0, 1, 2])
     args = parser.parse_args()
 
     settings = Settings()

@@ -18,11 +18,10 @@ same queries:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+from related_ceiling import rooms_arguments
 from scipy import sparse
 from serve_latency import write_report
 from sklearn.preprocessing import SplineTransformer
@@ -115,13 +114,7 @@ def held_out_recall(found: list[QueryRows], features: list[np.ndarray], trial: s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("data", type=Path, help="ikea-rooms")
-    parser.add_argument("--work", type=Path, required=True, help="where the evaluation's home is (or is built)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(12)))
-    parser.add_argument("--test-share", type=float, default=0.3)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = rooms_arguments(__doc__).parse_args()
 
     table, totals = [], {trial: [0.0, 0.0] for trial in TRIALS}
     with rooms_home(args.data, Settings(), args.work, progress=False) as (engine, rooms):
