@@ -10,7 +10,8 @@ same queries:
   candidate's (log), that as lift (log), and whether the two categories are the same;
 - top-10 pair weights: a second Rank-SVM whose pairs weigh 1.1 where the first one's ranking puts exactly one
   of the two pins in its top 10, else 0.1 (a LambdaRank-style weight: recall@10 only sees the top 10);
-- splines: every continuous feature also through a quadratic spline with knots at its quantiles.
+- splines: every continuous feature also through a quadratic spline with knots at its quantiles (over every
+  query's candidates, labels unread).
 
     VISCOVER_MODELS_DIR=../shared/models python benchmarks/related_trials.py \
         ../shared/datasets/ikea-rooms --work /tmp/evrel-fresh --out docs/results/related-trials.md
