@@ -26,12 +26,11 @@ from related_ceiling import rooms_arguments
 from scipy import sparse
 from serve_latency import write_report
 from sklearn.preprocessing import SplineTransformer
-from sklearn.svm import LinearSVC
 
 from viscover.config import Settings
 from viscover.evaluate.report import markdown_rows
 from viscover.related.evaluate import rooms_home, split_rooms
-from viscover.related.graph import BoardGraph
+from viscover.related.graph import BoardGraph, normalized
 from viscover.related.ranker import RankSVM
 from viscover.related.related import Categories, RelatedPins, feature_names, visual_vectors
 from viscover.related.train import FOLDS, QueryRows, board_folds, training_rows
@@ -66,7 +65,7 @@ class FoldTables:
         mine, theirs = self.category_of[key], self.category_of[keys]
         known = (theirs >= 0) & (mine >= 0)
         together = np.where(known, self.together[mine, theirs], 0.0)
-        lift = together * self.boards / np.maximum(1, self.holding[mine] * self.holding[theirs])
+        lift = normalized(together, int(self.holding[mine]), self.holding[theirs], self.boards, "lift")
         return np.stack([room_type, np.log1p(together), np.log1p(lift), known & (theirs == mine)], 1)
 
 
@@ -88,13 +87,9 @@ def weighted_rank_svm(X: Sequence[np.ndarray], y: Sequence[np.ndarray], first: R
         standard = (rows - first.mean_) / first.scale_
         differences.append(standard[better] - standard[worse])
         weights.append(np.abs((rank[better] < 10).astype(float) - (rank[worse] < 10)) + 0.1)
-    rows, weight = np.concatenate(differences), np.concatenate(weights)
-    signs = np.resize([1.0, -1.0], len(rows))
-    svm = LinearSVC(C=2 * first.C, fit_intercept=False, random_state=seed, max_iter=5000)
-    svm.fit(rows * signs[:, None], signs, sample_weight=weight)
     ranker = RankSVM(first.C, first.max_pairs, seed)
-    ranker.coef_, ranker.mean_, ranker.scale_ = svm.coef_[0].copy(), first.mean_, first.scale_
-    return ranker
+    ranker.mean_, ranker.scale_ = first.mean_, first.scale_
+    return ranker.fit_differences(np.concatenate(differences), np.concatenate(weights))
 
 
 def held_out_recall(found: list[QueryRows], features: list[np.ndarray], trial: str, seed: int) -> np.ndarray:

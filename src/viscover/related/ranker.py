@@ -30,15 +30,21 @@ class RankSVM:
 
     def fit(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> RankSVM:
         """Learn from every group's (better, worse) pairs, at most `max_pairs` per group (seeded sample)."""
-        from sklearn.svm import LinearSVC
-
         X, y, groups = np.asarray(X, dtype=np.float64), np.asarray(y), np.asarray(groups)
         self.mean_ = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
         self.scale_ = X.std(axis=0) if len(X) else np.ones(X.shape[1])
         self.scale_[self.scale_ == 0] = 1.0
         differences = pair_differences((X - self.mean_) / self.scale_, y, groups, self.max_pairs, self.seed)
+        return self.fit_differences(differences)
+
+    def fit_differences(self, differences: np.ndarray, weights: np.ndarray | None = None) -> RankSVM:
+        """Learn w from standardised (better - worse) pair differences, each weighing `weights` (default 1);
+        `mean_` and `scale_` must be set."""
+        from sklearn.svm import LinearSVC
+
         if not len(differences):
             raise NotEnoughDataError("no query has both a relevant and an irrelevant candidate to learn from")
+        weights = np.ones(len(differences)) if weights is None else np.asarray(weights, dtype=np.float64)
         # every pair both ways (so both classes appear and the hyperplane goes through 0) is the same objective as
         # each pair once, every other one turned round, with twice the C: half the rows to learn from
         if len(differences) > 1:
@@ -46,8 +52,9 @@ class RankSVM:
             rows, labels, C = differences * signs[:, None], signs, 2 * self.C
         else:
             rows, labels, C = np.r_[differences, -differences], np.array([1.0, -1.0]), self.C
+            weights = np.r_[weights, weights]
         svm = LinearSVC(C=C, fit_intercept=False, random_state=self.seed, max_iter=5000)
-        svm.fit(rows, labels)
+        svm.fit(rows, labels, sample_weight=weights)
         self.coef_ = svm.coef_[0].copy()
         return self
 
