@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from related_ceiling import rooms_arguments
+from related_ceiling import recall_at_10, rooms_arguments
 from scipy import sparse
 from serve_latency import write_report
 from sklearn.preprocessing import SplineTransformer
@@ -39,10 +39,19 @@ TRIALS = ("shipped features", "+ room-type match", "+ category pairs", "top-10 p
 
 
 class FoldTables:
-    """One fold's graph (the training boards but the fold's) as pins x room-type shares and boards x product
-    categories: what the room-type match and category-pair trials read."""
+    """One fold's graph (the training boards but the fold's label boards) as pins x room-type shares and boards x
+    product categories: what the room-type match and category-pair trials read."""
 
-    def __init__(self, pins: np.ndarray, boards: np.ndarray, categories: Categories, category_of: np.ndarray) -> None:
+    def __init__(
+        self,
+        pins: np.ndarray,
+        boards: np.ndarray,
+        label_boards: set[int],
+        categories: Categories,
+        category_of: np.ndarray,
+    ) -> None:
+        kept = ~np.isin(boards, list(label_boards))
+        pins, boards = pins[kept], boards[kept]
         kinds = np.array([categories.board_category[board] for board in boards.tolist()])
         counts = sparse.csr_matrix(
             (np.ones(len(pins)), (pins, kinds)), shape=(len(category_of), len(categories.names))
@@ -67,13 +76,6 @@ class FoldTables:
         together = np.where(known, self.together[mine, theirs], 0.0)
         lift = normalized(together, int(self.holding[mine]), self.holding[theirs], self.boards, "lift")
         return np.stack([room_type, np.log1p(together), np.log1p(lift), known & (theirs == mine)], 1)
-
-
-def fold_tables(
-    pins: np.ndarray, boards: np.ndarray, label_boards: set[int], categories: Categories, category_of: np.ndarray
-) -> FoldTables:
-    kept = ~np.isin(boards, list(label_boards))
-    return FoldTables(pins[kept], boards[kept], categories, category_of)
 
 
 def weighted_rank_svm(X: Sequence[np.ndarray], y: Sequence[np.ndarray], first: RankSVM, seed: int) -> RankSVM:
@@ -104,8 +106,7 @@ def held_out_recall(found: list[QueryRows], features: list[np.ndarray], trial: s
         if trial == "top-10 pair weights":
             ranker = weighted_rank_svm(X, y, ranker, seed)
         for n in dev:
-            top = np.argsort(-ranker.decision_function(features[n]), kind="stable")[:10]
-            recall[n] = found[n].y[top].sum() / len(found[n].query.mates)
+            recall[n] = recall_at_10(ranker.decision_function(features[n]), found[n].y, len(found[n].query.mates))
     return recall
 
 
@@ -133,7 +134,7 @@ def main() -> None:
             related = RelatedPins(searcher, BoardGraph, None, vectors)
             pins = searcher.catalog.by_keys(sorted({query_rows.query.key for query_rows in found}))
             tables = [
-                fold_tables(split.pins, split.boards, nested.label_boards, rows.categories, category_of)
+                FoldTables(split.pins, split.boards, nested.label_boards, rows.categories, category_of)
                 for nested in splits
             ]
             extra, alone = [], np.zeros(len(found))

@@ -44,7 +44,6 @@ class RankSVM:
 
         if not len(differences):
             raise NotEnoughDataError("no query has both a relevant and an irrelevant candidate to learn from")
-        weights = np.ones(len(differences)) if weights is None else np.asarray(weights, dtype=np.float64)
         # every pair both ways (so both classes appear and the hyperplane goes through 0) is the same objective as
         # each pair once, every other one turned round, with twice the C: half the rows to learn from
         if len(differences) > 1:
@@ -52,7 +51,7 @@ class RankSVM:
             rows, labels, C = differences * signs[:, None], signs, 2 * self.C
         else:
             rows, labels, C = np.r_[differences, -differences], np.array([1.0, -1.0]), self.C
-            weights = np.r_[weights, weights]
+            weights = None if weights is None else np.r_[weights, weights]
         svm = LinearSVC(C=C, fit_intercept=False, random_state=self.seed, max_iter=5000)
         svm.fit(rows, labels, sample_weight=weights)
         self.coef_ = svm.coef_[0].copy()
