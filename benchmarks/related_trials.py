@@ -11,7 +11,13 @@ same queries:
 - top-10 pair weights: a second Rank-SVM whose pairs weigh 1.1 where the first one's ranking puts exactly one
   of the two pins in its top 10, else 0.1 (a LambdaRank-style weight: recall@10 only sees the top 10);
 - splines: every continuous feature also through a quadratic spline with knots at its quantiles (over every
-  query's candidates, labels unread).
+  query's candidates, labels unread);
+- text likeness to board-mates: almost half of a warm test query's room-mates are in no training room, and
+  only visual and text neighbours can propose them. This trial adds, for every candidate, the tf-idf cosine of
+  its description to the query's and to its top 10 co-occurring pins' (weighted by shared boards), and as
+  candidates the 20 pins on no board of the fold's graph whose descriptions are likest those pins';
+- x query degree: every feature also times log(1 + the query's board count): for a query on one board, every
+  co-occurrence count is 1.
 
     VISCOVER_MODELS_DIR=../shared/models python benchmarks/related_trials.py \
         ../shared/datasets/ikea-rooms --work /tmp/evrel-fresh --out docs/results/related-trials.md
@@ -19,23 +25,35 @@ same queries:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
-from related_ceiling import recall_at_10, rooms_arguments
+from related_ceiling import description_tfidf, recall_at_10, rooms_arguments
 from scipy import sparse
 from serve_latency import write_report
 from sklearn.preprocessing import SplineTransformer
 
 from viscover.config import Settings
 from viscover.evaluate.report import markdown_rows
+from viscover.ingest import Pin
 from viscover.related.evaluate import rooms_home, split_rooms
 from viscover.related.graph import BoardGraph, normalized
 from viscover.related.ranker import RankSVM
-from viscover.related.related import Categories, RelatedPins, feature_names, visual_vectors
+from viscover.related.related import SOURCES, Candidates, Categories, RelatedPins, feature_names, visual_vectors
 from viscover.related.train import FOLDS, QueryRows, board_folds, training_rows
 
-TRIALS = ("shipped features", "+ room-type match", "+ category pairs", "top-10 pair weights", "+ splines")
+TRIALS = (
+    "shipped features",
+    "+ room-type match",
+    "+ category pairs",
+    "top-10 pair weights",
+    "+ splines",
+    "+ text likeness to board-mates",
+    "x query degree",
+)
+BOARD_MATES = 10  # the query's top co-occurring pins that the text-likeness trial compares candidates with
+COLD_CANDIDATES = 20  # pins on no board that it adds to each query's candidates
 
 
 class FoldTables:
@@ -78,6 +96,33 @@ class FoldTables:
         return np.stack([room_type, np.log1p(together), np.log1p(lift), known & (theirs == mine)], 1)
 
 
+class TextLikeness:
+    """The text-likeness trial's features and candidates, from every pin's description (tf-idf, no board read)."""
+
+    def __init__(self, pins: Mapping[int, Pin]) -> None:
+        self.keys, self.vectors = description_tfidf(pins)
+
+    def rows(self, keys: np.ndarray) -> sparse.csr_matrix:
+        return self.vectors[np.searchsorted(self.keys, keys)]
+
+    def to_mates(self, key: int, graph: BoardGraph) -> np.ndarray:
+        """The count-weighted mean of the query's top co-occurring pins' vectors."""
+        top = graph.cooccurrence(key).top(BOARD_MATES)
+        return np.asarray(self.rows(top.keys).T @ (top.scores / top.scores.sum())).ravel()
+
+    def features(self, key: int, keys: np.ndarray, mates: np.ndarray) -> np.ndarray:
+        """Per candidate: cosine to the query's description, likeness to its board-mates'."""
+        rows = self.rows(keys)
+        return np.column_stack([(rows @ self.rows(np.array([key])).T).toarray().ravel(), rows @ mates])
+
+    def cold_candidates(self, key: int, graph: BoardGraph, mates: np.ndarray, taken: np.ndarray) -> np.ndarray:
+        """The COLD_CANDIDATES pins on no board of `graph`, but the query and `taken`, likest its board-mates."""
+        likeness = self.vectors @ mates
+        likeness[(graph.degrees(self.keys) > 0) | np.isin(self.keys, [key, *taken.tolist()])] = -np.inf
+        best = np.argsort(-likeness, kind="stable")[:COLD_CANDIDATES]
+        return self.keys[best[np.isfinite(likeness[best])]]
+
+
 def weighted_rank_svm(X: Sequence[np.ndarray], y: Sequence[np.ndarray], first: RankSVM, seed: int) -> RankSVM:
     """A Rank-SVM on every (mate, other) pair of each query, weighted 1.1 where `first` ranks exactly one of the
     two in its top 10, else 0.1; the first ranker's standardisation is kept."""
@@ -117,6 +162,8 @@ def main() -> None:
     with rooms_home(args.data, Settings(), args.work, progress=False) as (engine, rooms):
         searcher = engine.searcher
         vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
+        pins = searcher.catalog.by_keys(sorted(searcher.catalog.categories()))
+        likeness = TextLikeness(pins)
         category_names = searcher.catalog.categories()
         numbered = {name: n for n, name in enumerate(sorted({c for c in category_names.values() if c}))}
         category_of = np.full(max(category_names) + 1, -1, dtype=np.int64)
@@ -132,18 +179,28 @@ def main() -> None:
             names = feature_names("neighbours", rows.categories)
             splits = board_folds(split.pins, split.boards, FOLDS, seed)
             related = RelatedPins(searcher, BoardGraph, None, vectors)
-            pins = searcher.catalog.by_keys(sorted({query_rows.query.key for query_rows in found}))
             tables = [
                 FoldTables(split.pins, split.boards, nested.label_boards, rows.categories, category_of)
                 for nested in splits
             ]
-            extra, alone = [], np.zeros(len(found))
+            extra, alone, degree = [], np.zeros(len(found)), np.zeros(len(found))
+            texted, texted_rows = [], []  # the text-likeness trial's queries (more candidates) and rows
             for n, query_rows in enumerate(found):
                 query = query_rows.query
-                candidates = related.candidates(pins[query.key], splits[query.fold].feature_graph)
+                graph = splits[query.fold].feature_graph
+                candidates = related.candidates(pins[query.key], graph)
                 assert len(candidates.keys) == len(query_rows.y), "candidates differ from the training rows'"
                 alone[n] = len(set(candidates.ranking("cooccurrence")[:10]) & query.mates) / len(query.mates)
+                degree[n] = graph.degree(query.key)
                 extra.append(tables[query.fold].features(query.key, candidates.keys))
+                mates = likeness.to_mates(query.key, graph)
+                cold = likeness.cold_candidates(query.key, graph, mates, candidates.keys)
+                none = Candidates(cold, {source: {} for source in SOURCES})
+                cold_rows = related.features(pins[query.key], none, graph, names, rows.categories)[0]
+                keys = np.r_[candidates.keys, cold]
+                with_cold = np.r_[query_rows.X[:, : len(names)], cold_rows]
+                texted_rows.append(np.hstack([with_cold, likeness.features(query.key, keys, mates)]))
+                texted.append(replace(query_rows, y=np.isin(keys, list(query.mates)).astype(int)))
             plain = [query_rows.X[:, : len(names)] for query_rows in found]
             every = np.concatenate(plain)
             continuous = [j for j in range(len(names)) if len(np.unique(every[:, j])) > 2]
@@ -154,10 +211,13 @@ def main() -> None:
                 "+ category pairs": [np.hstack([X, more[:, 1:]]) for X, more in zip(plain, extra, strict=True)],
                 "top-10 pair weights": plain,
                 "+ splines": [np.hstack([X, spline.transform(X[:, continuous])]) for X in plain],
+                "+ text likeness to board-mates": texted_rows,
+                "x query degree": [np.hstack([X, X * np.log1p(d)]) for X, d in zip(plain, degree, strict=True)],
             }
             cells = [str(seed), str(len(found)), f"{alone.mean():.4f}"]
             for trial in TRIALS:
-                recall = held_out_recall(found, trial_rows[trial], trial, seed)
+                queries = texted if trial == "+ text likeness to board-mates" else found
+                recall = held_out_recall(queries, trial_rows[trial], trial, seed)
                 totals[trial][0] += recall.sum()
                 totals[trial][1] += alone.sum()
                 cells.append(f"{recall.sum() / alone.sum():.3f}")
