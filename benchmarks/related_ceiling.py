@@ -75,7 +75,7 @@ def main() -> None:
             names = feature_names("text", categories)
             related = RelatedPins(searcher, lambda graph=graph: graph, None, vectors)
             queries = []  # (features of every set, relevance, mates, co-occurrence alone's recall)
-            mates_seen = np.zeros(3, np.int64)  # room-mates; of them in no training room; of those, candidates
+            all_mates = unseen_mates = unseen_candidates = 0  # unseen: in no training room
             for board in sorted(split.test_rooms):
                 for key in rooms[board].keys:
                     mates = set(rooms[board].keys) - {key}
@@ -94,15 +94,17 @@ def main() -> None:
                     }
                     y = np.isin(keys, list(mates)).astype(int)
                     unseen = [mate for mate in mates if graph.degree(mate) == 0]
-                    mates_seen += [len(mates), len(unseen), np.isin(unseen, keys).sum()]
+                    all_mates += len(mates)
+                    unseen_mates += len(unseen)
+                    unseen_candidates += int(np.isin(unseen, keys).sum())
                     alone = len(set(candidates.ranking("cooccurrence")[:10]) & mates) / len(mates)
                     queries.append((sets, y, len(mates), alone))
             base = sum(q[3] for q in queries)
             cells = [
                 str(seed),
                 str(len(queries)),
-                f"{mates_seen[1] / mates_seen[0]:.2f}",
-                f"{mates_seen[2] / mates_seen[1]:.2f}",
+                f"{unseen_mates / all_mates:.2f}",
+                f"{unseen_candidates / unseen_mates:.2f}",
                 f"{base / len(queries):.4f}",
             ]
             for name in SETS:

@@ -12,10 +12,11 @@ same queries:
   of the two pins in its top 10, else 0.1 (a LambdaRank-style weight: recall@10 only sees the top 10);
 - splines: every continuous feature also through a quadratic spline with knots at its quantiles (over every
   query's candidates, labels unread);
-- text likeness to board-mates: almost half of a warm test query's room-mates are in no training room, and
-  only visual and text neighbours can propose them. This trial adds, for every candidate, the tf-idf cosine of
-  its description to the query's and to its top 10 co-occurring pins' (weighted by shared boards), and as
-  candidates the 20 pins on no board of the fold's graph whose descriptions are likest those pins';
+- text likeness: every candidate's tf-idf cosine of its description to the query's, and its likeness to the
+  descriptions of the query's top 10 co-occurring pins (the cosine to their mean, weighted by shared boards);
+- text likeness and cold candidates: those features, and as more candidates the 20 pins on no board of the
+  fold's graph whose descriptions are likest those pins' (almost half of a warm test query's room-mates are in
+  no training room, and only visual and text neighbours can propose them);
 - x query degree: every feature also times log(1 + the query's board count): for a query on one board, every
   co-occurrence count is 1.
 
@@ -43,17 +44,19 @@ from viscover.related.ranker import RankSVM
 from viscover.related.related import SOURCES, Candidates, Categories, RelatedPins, feature_names, visual_vectors
 from viscover.related.train import FOLDS, QueryRows, board_folds, training_rows
 
+WITH_COLD = "+ text likeness and cold candidates"  # the trial that ranks more candidates than the others
 TRIALS = (
     "shipped features",
     "+ room-type match",
     "+ category pairs",
     "top-10 pair weights",
     "+ splines",
-    "+ text likeness to board-mates",
+    "+ text likeness",
+    WITH_COLD,
     "x query degree",
 )
-BOARD_MATES = 10  # the query's top co-occurring pins that the text-likeness trial compares candidates with
-COLD_CANDIDATES = 20  # pins on no board that it adds to each query's candidates
+COOCCURRING = 10  # the query's top co-occurring pins whose descriptions the text-likeness trials compare with
+COLD_CANDIDATES = 20  # pins on no board that the cold-candidate trial adds to each query's candidates
 
 
 class FoldTables:
@@ -97,7 +100,7 @@ class FoldTables:
 
 
 class TextLikeness:
-    """The text-likeness trial's features and candidates, from every pin's description (tf-idf, no board read)."""
+    """The text-likeness trials' features and candidates, from every pin's description (tf-idf, no board read)."""
 
     def __init__(self, pins: Mapping[int, Pin]) -> None:
         self.keys, self.vectors = description_tfidf(pins)
@@ -105,22 +108,23 @@ class TextLikeness:
     def rows(self, keys: np.ndarray) -> sparse.csr_matrix:
         return self.vectors[np.searchsorted(self.keys, keys)]
 
-    def to_mates(self, key: int, graph: BoardGraph) -> np.ndarray:
-        """The count-weighted mean of the query's top co-occurring pins' vectors."""
-        top = graph.cooccurrence(key).top(BOARD_MATES)
+    def cooccurring_profile(self, key: int, graph: BoardGraph) -> np.ndarray:
+        """The mean vector of the query's top co-occurring pins, weighted by the boards each shares with it."""
+        top = graph.cooccurrence(key).top(COOCCURRING)
         return np.asarray(self.rows(top.keys).T @ (top.scores / top.scores.sum())).ravel()
 
-    def features(self, key: int, keys: np.ndarray, mates: np.ndarray) -> np.ndarray:
-        """Per candidate: cosine to the query's description, likeness to its board-mates'."""
+    def features(self, key: int, keys: np.ndarray, profile: np.ndarray) -> np.ndarray:
+        """Per candidate: cosine to the query's description, likeness to its co-occurring pins' (`profile`)."""
         rows = self.rows(keys)
-        return np.column_stack([(rows @ self.rows(np.array([key])).T).toarray().ravel(), rows @ mates])
+        return np.column_stack([(rows @ self.rows(np.array([key])).T).toarray().ravel(), rows @ profile])
 
-    def cold_candidates(self, key: int, graph: BoardGraph, mates: np.ndarray, taken: np.ndarray) -> np.ndarray:
-        """The COLD_CANDIDATES pins on no board of `graph`, but the query and `taken`, likest its board-mates."""
-        likeness = self.vectors @ mates
-        likeness[(graph.degrees(self.keys) > 0) | np.isin(self.keys, [key, *taken.tolist()])] = -np.inf
+    def cold_candidates(self, key: int, graph: BoardGraph, profile: np.ndarray, taken: np.ndarray) -> np.ndarray:
+        """Up to COLD_CANDIDATES pins on no board of `graph`, but the query and `taken`, likest `profile` (and
+        sharing a word with it)."""
+        likeness = self.vectors @ profile
+        likeness[(graph.degrees(self.keys) > 0) | np.isin(self.keys, [key, *taken.tolist()])] = 0
         best = np.argsort(-likeness, kind="stable")[:COLD_CANDIDATES]
-        return self.keys[best[np.isfinite(likeness[best])]]
+        return self.keys[best[likeness[best] > 0]]
 
 
 def weighted_rank_svm(X: Sequence[np.ndarray], y: Sequence[np.ndarray], first: RankSVM, seed: int) -> RankSVM:
@@ -184,7 +188,7 @@ def main() -> None:
                 for nested in splits
             ]
             extra, alone, degree = [], np.zeros(len(found)), np.zeros(len(found))
-            texted, texted_rows = [], []  # the text-likeness trial's queries (more candidates) and rows
+            texted, with_cold, with_cold_rows = [], [], []  # the text trials' rows; the cold one's queries too
             for n, query_rows in enumerate(found):
                 query = query_rows.query
                 graph = splits[query.fold].feature_graph
@@ -193,14 +197,18 @@ def main() -> None:
                 alone[n] = len(set(candidates.ranking("cooccurrence")[:10]) & query.mates) / len(query.mates)
                 degree[n] = graph.degree(query.key)
                 extra.append(tables[query.fold].features(query.key, candidates.keys))
-                mates = likeness.to_mates(query.key, graph)
-                cold = likeness.cold_candidates(query.key, graph, mates, candidates.keys)
-                none = Candidates(cold, {source: {} for source in SOURCES})
-                cold_rows = related.features(pins[query.key], none, graph, names, rows.categories)[0]
+                profile = likeness.cooccurring_profile(query.key, graph)
+                cold = likeness.cold_candidates(query.key, graph, profile, candidates.keys)
+                cold_only = Candidates(cold, {source: {} for source in SOURCES})
                 keys = np.r_[candidates.keys, cold]
-                with_cold = np.r_[query_rows.X[:, : len(names)], cold_rows]
-                texted_rows.append(np.hstack([with_cold, likeness.features(query.key, keys, mates)]))
-                texted.append(replace(query_rows, y=np.isin(keys, list(query.mates)).astype(int)))
+                X = np.r_[
+                    query_rows.X[:, : len(names)],
+                    related.features(pins[query.key], cold_only, graph, names, rows.categories)[0],
+                ]
+                X = np.hstack([X, likeness.features(query.key, keys, profile)])
+                texted.append(X[: len(candidates.keys)])
+                with_cold_rows.append(X)
+                with_cold.append(replace(query_rows, X=X, X_object=X, y=np.isin(keys, list(query.mates)).astype(int)))
             plain = [query_rows.X[:, : len(names)] for query_rows in found]
             every = np.concatenate(plain)
             continuous = [j for j in range(len(names)) if len(np.unique(every[:, j])) > 2]
@@ -211,12 +219,13 @@ def main() -> None:
                 "+ category pairs": [np.hstack([X, more[:, 1:]]) for X, more in zip(plain, extra, strict=True)],
                 "top-10 pair weights": plain,
                 "+ splines": [np.hstack([X, spline.transform(X[:, continuous])]) for X in plain],
-                "+ text likeness to board-mates": texted_rows,
+                "+ text likeness": texted,
+                WITH_COLD: with_cold_rows,
                 "x query degree": [np.hstack([X, X * np.log1p(d)]) for X, d in zip(plain, degree, strict=True)],
             }
             cells = [str(seed), str(len(found)), f"{alone.mean():.4f}"]
             for trial in TRIALS:
-                queries = texted if trial == "+ text likeness to board-mates" else found
+                queries = with_cold if trial == WITH_COLD else found
                 recall = held_out_recall(queries, trial_rows[trial], trial, seed)
                 totals[trial][0] += recall.sum()
                 totals[trial][1] += alone.sum()
