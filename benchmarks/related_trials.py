@@ -166,9 +166,9 @@ def main() -> None:
     with rooms_home(args.data, Settings(), args.work, progress=False) as (engine, rooms):
         searcher = engine.searcher
         vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
-        pins = searcher.catalog.by_keys(sorted(searcher.catalog.categories()))
-        likeness = TextLikeness(pins)
         category_names = searcher.catalog.categories()
+        pins = searcher.catalog.by_keys(sorted(category_names))
+        likeness = TextLikeness(pins)
         numbered = {name: n for n, name in enumerate(sorted({c for c in category_names.values() if c}))}
         category_of = np.full(max(category_names) + 1, -1, dtype=np.int64)
         for key, name in category_names.items():
@@ -188,7 +188,7 @@ def main() -> None:
                 for nested in splits
             ]
             extra, alone, degree = [], np.zeros(len(found)), np.zeros(len(found))
-            texted, with_cold, with_cold_rows = [], [], []  # the text trials' rows; the cold one's queries too
+            texted, with_cold = [], []  # the text trials' rows; the cold one's queries (more candidates)
             for n, query_rows in enumerate(found):
                 query = query_rows.query
                 graph = splits[query.fold].feature_graph
@@ -207,7 +207,6 @@ def main() -> None:
                 ]
                 X = np.hstack([X, likeness.features(query.key, keys, profile)])
                 texted.append(X[: len(candidates.keys)])
-                with_cold_rows.append(X)
                 with_cold.append(replace(query_rows, X=X, X_object=X, y=np.isin(keys, list(query.mates)).astype(int)))
             plain = [query_rows.X[:, : len(names)] for query_rows in found]
             every = np.concatenate(plain)
@@ -220,7 +219,7 @@ def main() -> None:
                 "top-10 pair weights": plain,
                 "+ splines": [np.hstack([X, spline.transform(X[:, continuous])]) for X in plain],
                 "+ text likeness": texted,
-                WITH_COLD: with_cold_rows,
+                WITH_COLD: [query_rows.X for query_rows in with_cold],
                 "x query degree": [np.hstack([X, X * np.log1p(d)]) for X, d in zip(plain, degree, strict=True)],
             }
             cells = [str(seed), str(len(found)), f"{alone.mean():.4f}"]
