@@ -39,11 +39,21 @@ def recall_at_10(score: np.ndarray, y: np.ndarray, mates: int) -> float:
     return float(y[np.argsort(-score, kind="stable")[:10]].sum() / mates)
 
 
-def description_tfidf(pins: Mapping[int, Pin]) -> tuple[np.ndarray, sparse.csr_matrix]:
-    """The pins' keys, sorted, and their descriptions' tf-idf vectors (unit length) in that order: a text
-    likeness every pin has, fitted on the catalog's words alone (no board is read)."""
-    keys = np.array(sorted(pins), dtype=np.int64)
-    return keys, TfidfVectorizer(stop_words="english").fit_transform([pins[key].description for key in keys.tolist()])
+class Descriptions:
+    """The pins' descriptions as tf-idf vectors (unit length): a text likeness every pin has, fitted on the
+    catalog's words alone (no board is read)."""
+
+    def __init__(self, pins: Mapping[int, Pin]) -> None:
+        self.keys = np.array(sorted(pins), dtype=np.int64)
+        descriptions = [pins[key].description for key in self.keys.tolist()]
+        self.vectors = TfidfVectorizer(stop_words="english").fit_transform(descriptions)
+
+    def rows(self, keys: np.ndarray) -> sparse.csr_matrix:
+        return self.vectors[np.searchsorted(self.keys, keys)]
+
+    def cosine(self, key: int, keys: np.ndarray) -> np.ndarray:
+        """Each of `keys`' description's cosine to pin `key`'s."""
+        return (self.rows(keys) @ self.rows(np.array([key])).T).toarray().ravel()
 
 
 def rooms_arguments(description: str) -> argparse.ArgumentParser:
@@ -65,8 +75,7 @@ def main() -> None:
         searcher = engine.searcher
         vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
         pins = searcher.catalog.by_keys(sorted(searcher.catalog.categories()))
-        order, tfidf = description_tfidf(pins)
-        row_of = {key: n for n, key in enumerate(order.tolist())}
+        descriptions = Descriptions(pins)
         ratios: dict[str, list[float]] = {name: [] for name in SETS}
         for seed in args.seeds:
             split = split_rooms(rooms, args.test_share, seed)
@@ -84,7 +93,7 @@ def main() -> None:
                     candidates = related.candidates(pins[key], graph)
                     X, _ = related.features(pins[key], candidates, graph, names, categories)
                     keys = candidates.keys
-                    cosine = (tfidf[[row_of[k] for k in keys.tolist()]] @ tfidf[row_of[key]].T).toarray()
+                    cosine = descriptions.cosine(key, keys)[:, None]
                     control = X[:, : len(GRAPH_FEATURES)]
                     sets = {
                         "control": control,

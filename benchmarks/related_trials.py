@@ -26,18 +26,17 @@ same queries:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
-from related_ceiling import description_tfidf, recall_at_10, rooms_arguments
+from related_ceiling import Descriptions, recall_at_10, rooms_arguments
 from scipy import sparse
 from serve_latency import write_report
 from sklearn.preprocessing import SplineTransformer
 
 from viscover.config import Settings
 from viscover.evaluate.report import markdown_rows
-from viscover.ingest import Pin
 from viscover.related.evaluate import rooms_home, split_rooms
 from viscover.related.graph import BoardGraph, normalized
 from viscover.related.ranker import RankSVM
@@ -99,14 +98,8 @@ class FoldTables:
         return np.stack([room_type, np.log1p(together), np.log1p(lift), known & (theirs == mine)], 1)
 
 
-class TextLikeness:
+class TextLikeness(Descriptions):
     """The text-likeness trials' features and candidates, from every pin's description (tf-idf, no board read)."""
-
-    def __init__(self, pins: Mapping[int, Pin]) -> None:
-        self.keys, self.vectors = description_tfidf(pins)
-
-    def rows(self, keys: np.ndarray) -> sparse.csr_matrix:
-        return self.vectors[np.searchsorted(self.keys, keys)]
 
     def cooccurring_profile(self, key: int, graph: BoardGraph) -> np.ndarray:
         """The mean vector of the query's top co-occurring pins, weighted by the boards each shares with it."""
@@ -115,8 +108,7 @@ class TextLikeness:
 
     def features(self, key: int, keys: np.ndarray, profile: np.ndarray) -> np.ndarray:
         """Per candidate: cosine to the query's description, likeness to its co-occurring pins' (`profile`)."""
-        rows = self.rows(keys)
-        return np.column_stack([(rows @ self.rows(np.array([key])).T).toarray().ravel(), rows @ profile])
+        return np.column_stack([self.cosine(key, keys), self.rows(keys) @ profile])
 
     def cold_candidates(self, key: int, graph: BoardGraph, profile: np.ndarray, taken: np.ndarray) -> np.ndarray:
         """Up to COLD_CANDIDATES pins on no board of `graph`, but the query and `taken`, likest `profile` (and
