@@ -41,7 +41,7 @@ from viscover.related.evaluate import rooms_home, split_rooms
 from viscover.related.graph import BoardGraph, normalized
 from viscover.related.ranker import RankSVM
 from viscover.related.related import SOURCES, Candidates, Categories, RelatedPins, feature_names, visual_vectors
-from viscover.related.train import FOLDS, QueryRows, board_folds, training_rows
+from viscover.related.train import FOLDS, HELD_OUT_GROUPS, QueryRows, board_folds, training_rows
 
 WITH_COLD = "+ text likeness and cold candidates"  # the trial that ranks more candidates than the others
 TRIALS = (
@@ -136,11 +136,13 @@ def weighted_rank_svm(X: Sequence[np.ndarray], y: Sequence[np.ndarray], first: R
 
 
 def held_out_recall(found: list[QueryRows], features: list[np.ndarray], trial: str, seed: int) -> np.ndarray:
-    """Each query's recall@10, ranked by a ranker fitted on the other folds' queries that can teach."""
+    """Each query's recall@10, ranked by a ranker fitted on the other held-out groups' queries that can teach."""
     recall = np.zeros(len(found))
-    for fold in sorted({query_rows.query.fold for query_rows in found}):
-        dev = [n for n, query_rows in enumerate(found) if query_rows.query.fold == fold]
-        fit = [n for n, query_rows in enumerate(found) if query_rows.query.fold != fold and query_rows.can_teach]
+    for group in sorted({query_rows.query.held_out_group for query_rows in found}):
+        dev = [n for n, query_rows in enumerate(found) if query_rows.query.held_out_group == group]
+        fit = [
+            n for n, query_rows in enumerate(found) if query_rows.query.held_out_group != group and query_rows.can_teach
+        ]
         X, y = [features[n] for n in fit], [found[n].y for n in fit]
         groups = np.concatenate([np.full(len(labels), n) for n, labels in enumerate(y)])
         ranker = RankSVM(seed=seed).fit(np.concatenate(X), np.concatenate(y), groups)
@@ -227,9 +229,9 @@ def main() -> None:
     write_report(
         args.out,
         "# Related Pins: trials of the warm ranker on held-out folds of the training rooms",
-        "Held-out recall@10 of board-mates over co-occurrence alone's on the same warm label queries (every "
-        "fold's boards in turn, ranked by a Rank-SVM fitted on the other folds'); the last row pools every seed's "
-        "queries.",
+        "Held-out recall@10 of board-mates over co-occurrence alone's on the same warm label queries (each of "
+        f"{HELD_OUT_GROUPS} groups of the {FOLDS} folds' boards in turn, ranked by a Rank-SVM fitted on the other "
+        "groups'); the last row pools every seed's queries.",
         markdown_rows(["seed", "warm queries", "co-occurrence recall@10", *TRIALS], table),
     )
 

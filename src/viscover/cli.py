@@ -838,6 +838,9 @@ def eval_related_command(
     test_share: Annotated[float, typer.Option(min=0.05, max=0.95, help="share of rooms held out for test")] = 0.3,
     draws: Annotated[int, typer.Option(min=1, help="bootstrap resamples of test rooms")] = 1000,
     limit: Annotated[int | None, typer.Option(min=4, help="use only the first N rooms (smoke runs)")] = None,
+    folds: Annotated[
+        int | None, typer.Option(min=2, help="folds of training boards to cross-fit over (default: related train's)")
+    ] = None,
 ) -> None:
     """The paper's Table 4 as offline rows: baselines, each candidate source, and the Rank-SVM feature sets."""
     from viscover.related.evaluate import evaluate_related, write_related_report
@@ -851,6 +854,7 @@ def eval_related_command(
         test_share=test_share,
         draws=draws,
         limit=limit,
+        folds=folds,
         progress=_progress(),
     )
     typer.echo(write_related_report(study, out, "viscover " + " ".join(sys.argv[1:])))

@@ -35,11 +35,14 @@ from viscover.related import (
 from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
 from viscover.related.related import GRAPH_FEATURES, KINDS, NEIGHBOUR_FEATURES, feature_names, visual_vectors
 from viscover.related.train import (
+    FOLDS,
     LabelQuery,
     QueryRows,
     board_folds,
     clustered_error,
+    fit_model,
     train_model,
+    training_rows,
     within_one_standard_error,
 )
 from viscover.search import Searcher
@@ -275,13 +278,14 @@ def test_cli_related_train_and_show(ikea_home: Path, tmp_path: Path) -> None:
 
 def test_eval_related_on_a_few_rooms(tmp_path: Path) -> None:
     settings = Settings.load(tmp_path / "home")
-    study = evaluate_related(IKEA, settings, tmp_path / "work", seeds=(0,), draws=50, limit=8, progress=False)
+    study = evaluate_related(IKEA, settings, tmp_path / "work", seeds=(0,), draws=50, limit=8, folds=3, progress=False)
     assert study.rooms == 8 and study.outcomes
     assert {o.seed for o in study.outcomes} == {0} and all(o.unit.startswith("0:") for o in study.outcomes)
     warm = study.subset(True)
     assert warm and all(set(o.recall) == set(ROWS) for o in warm)
     text = write_related_report(study, tmp_path / "out", "viscover eval related")
     assert "## Bars" in text and "auto features and variant / cooccurrence" in text
+    assert "in each of 3 folds of them" in text
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"related.md", "related.csv", "related-recall.png"}
     assert ranking_metrics([5, 1, 9], {1, 2}) == pytest.approx((0.5, (1 / np.log2(3)) / (1 + 1 / np.log2(3))))
 
@@ -324,7 +328,12 @@ def test_training_builds_features_without_its_label_boards(ikea_home: Path) -> N
         auto, chosen_by = train_model(searcher, pins, boards, feature_set="auto", variant="auto", seed=3)
         with pytest.raises(BadArgumentError, match="unknown feature set"):
             train_model(searcher, pins, boards, feature_set="pixels", variant="none")
-    assert report.boards == len(set(boards.tolist())) and report.folds == 5  # every board gives labels once
+        rows = training_rows(searcher, pins, boards, seed=3, progress=False)
+    # auto's held-out groups fit side by side on threads, to the same numbers
+    one, two = (fit_model(rows, "auto", "auto", 3, threads)[1] for threads in (1, 2))
+    assert one.dev_recall and (one.dev_recall, one.dev_error) == (two.dev_recall, two.dev_error)
+    assert report.boards == len(set(boards.tolist()))  # every board gives labels once
+    assert report.folds == min(FOLDS, report.boards)
     assert model.rankers and set(model.feature_sets.values()) == {"cooccurrence"} and not report.dev_recall
     assert not report.dev_error
     assert chosen_by.dev_recall and set(chosen_by.dev_recall) <= set(auto.rankers)

@@ -140,16 +140,24 @@ def run_seed(
     test_share: float,
     seed: int,
     progress: bool,
+    folds: int = FOLDS,
 ) -> tuple[list[Outcome], str]:
     """Split rooms, train every ranker row on the training rooms, and measure every row on the test rooms; also
     say what the full ranker chose on the held-out folds of the training boards."""
     split = split_rooms(rooms, test_share, seed)
     graph = BoardGraph(split.pins, split.boards)
     rows = training_rows(
-        searcher, split.pins, split.boards, board_types=split.board_types, vectors=vectors, seed=seed, progress=False
+        searcher,
+        split.pins,
+        split.boards,
+        board_types=split.board_types,
+        vectors=vectors,
+        folds=folds,
+        seed=seed,
+        progress=False,
     )
     trained = {
-        row: fit_model(rows, feature_set, variant, seed)
+        row: fit_model(rows, feature_set, variant, seed, searcher.settings.threads)
         for row, (feature_set, variant) in tqdm(
             RANKERS.items(), desc=f"related: rankers (seed {seed})", disable=not progress
         )
@@ -220,6 +228,7 @@ class RelatedStudy:
     catalog_pins: int
     rooms: int
     draws: int
+    folds: int = FOLDS  # of training boards, the rankers cross-fitted over
 
     def subset(self, warm: bool) -> list[Outcome]:
         return [o for o in self.outcomes if o.warm == warm]
@@ -298,20 +307,22 @@ def evaluate_related(
     test_share: float = 0.3,
     draws: int = 1000,
     limit: int | None = None,
+    folds: int | None = None,
     progress: bool = True,
 ) -> RelatedStudy:
     """Build (or reuse) the catalog of ikea-rooms' products in a home under `work`, then run every seed.
-    `limit`: only the first N rooms (smoke runs)."""
+    `limit`: only the first N rooms (smoke runs); `folds`: of training boards, to cross-fit over (default FOLDS)."""
+    folds = folds or FOLDS
     with rooms_home(folder, settings, work, limit=limit, progress=progress) as (engine, rooms):
         searcher = engine.searcher
         vectors = {name: v.preload() for name, v in visual_vectors(searcher).items()}
         outcomes, choices = [], {}
         for seed in seeds:
             found, choices[seed] = run_seed(
-                searcher, rooms, vectors, test_share=test_share, seed=seed, progress=progress
+                searcher, rooms, vectors, test_share=test_share, seed=seed, progress=progress, folds=folds
             )
             outcomes += found
-        return RelatedStudy(outcomes, tuple(seeds), choices, len(engine.catalog), len(rooms), draws)
+        return RelatedStudy(outcomes, tuple(seeds), choices, len(engine.catalog), len(rooms), draws, folds)
 
 
 def write_related_report(study: RelatedStudy, out: Path | None, command: str) -> str:
@@ -378,8 +389,9 @@ default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence
 + category cross, + text) and dominant-object variant (none, A, B, C) chosen on held-out folds of the training
 boards: the simplest whose ranker finds board-mates within one standard error (of the shortfall) of the best.
 Cold queries have no neighbour boards: for them the smallest set is the control's.
-Every ranker learns from all training boards, cross-fitted: in each of {FOLDS} folds of them, the fold's boards are the
-labels and the other folds' make the graph. Rows "variant A/B/C" use every feature with that variant.
+Every ranker learns from all training boards, cross-fitted: in each of {study.folds} folds of them (fewer if there
+are fewer boards), the fold's boards are the labels and the other folds' make the graph. Rows "variant A/B/C" use
+every feature with that variant.
 
 ## Bars
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,11 @@ from viscover.related.related import (
 )
 from viscover.search import Engine, Searcher
 
-FOLDS = 5  # folds of boards: each gives labels to a graph of the others, and `auto` holds each out in turn
+# folds of boards: each gives labels to a graph of the others. Many, so that graph holds 95% of the boards and its
+# counts look like the served graph's (20 folds found 2.8% more room-mates than 5 folds, whose graphs held 80%:
+# benchmarks/related_folds.py). The graphs are held at once: about 17 MiB each per million saves.
+FOLDS = 20
+HELD_OUT_GROUPS = 5  # groups of folds that `auto` holds out in turn to compare choices (each costs a fit per choice)
 MIN_QUERIES = 20  # training queries a kind (warm, cold) needs for its own ranker; fewer teach noise
 MAX_QUERIES = 2000  # training queries at most (a seeded sample of them on a bigger catalog): time grows with them
 
@@ -86,6 +91,11 @@ class LabelQuery:
     board: int  # the label board it is on
     mates: frozenset[int]  # its other pins
     fold: int  # the fold of that board: the query's features come from the graph of the other folds
+
+    @property
+    def held_out_group(self) -> int:
+        """The group of folds whose queries `auto` holds out together (fold modulo HELD_OUT_GROUPS)."""
+        return self.fold % HELD_OUT_GROUPS
 
 
 @dataclass(frozen=True)
@@ -149,15 +159,16 @@ def training_rows(
     board_types: Mapping[int, str] | None = None,
     vectors: Mapping[str, VisualVectors] | None = None,
     max_queries: int = MAX_QUERIES,
+    folds: int = FOLDS,
     seed: int = 0,
     progress: bool = True,
 ) -> TrainingRows:
     """Candidates and every feature for each pin of each board with other pins, from saves of `pins` to `boards`
-    (the catalog's, or an evaluation's training boards), cross-fitted over FOLDS folds of the boards; a seeded
+    (the catalog's, or an evaluation's training boards), cross-fitted over `folds` folds of the boards; a seeded
     sample of `max_queries` of them when there are more. Categories come from `board_types` (board id → type) when
     given, else from the pins' own categories."""
     start = time.perf_counter()
-    splits = board_folds(pins, boards, FOLDS, seed)
+    splits = board_folds(pins, boards, folds, seed)
     if board_types:
         categories = Categories.from_board_types(board_types)
     else:
@@ -182,9 +193,12 @@ def training_rows(
     )
 
 
-def fit_model(rows: TrainingRows, feature_set: str, variant: str, seed: int = 0) -> tuple[RelatedModel, TrainReport]:
+def fit_model(
+    rows: TrainingRows, feature_set: str, variant: str, seed: int = 0, threads: int = 1
+) -> tuple[RelatedModel, TrainReport]:
     """A ranker per kind of query on `feature_set` with `variant`; `auto` for either picks, per kind, the
-    simplest choice that does as well as the best on held-out folds (`within_one_standard_error`)."""
+    simplest choice that does as well as the best on held-out folds (`within_one_standard_error`), comparing
+    on `threads` threads."""
     check_choice(feature_set, variant)
     start = time.perf_counter()
     feature_sets = AUTO_SETS if feature_set == "auto" else (feature_set,)
@@ -198,7 +212,7 @@ def fit_model(rows: TrainingRows, feature_set: str, variant: str, seed: int = 0)
         teaching = [query_rows for query_rows in found if query_rows.can_teach]
         if len(teaching) < MIN_QUERIES:
             continue
-        recall, boards = _dev_recall(found, choices, rows.categories, seed)
+        recall, boards = _dev_recall(found, choices, rows.categories, seed, threads)
         chosen[kind] = choices[0]
         if recall:
             chosen[kind], dev_error[kind] = within_one_standard_error(recall, boards)
@@ -254,7 +268,7 @@ def train_model(
         seed=seed,
         progress=progress,
     )
-    return fit_model(rows, feature_set, variant, seed)
+    return fit_model(rows, feature_set, variant, seed, searcher.settings.threads)
 
 
 def _fit(found: list[QueryRows], columns: int, variant: str, seed: int) -> RankSVM:
@@ -289,23 +303,24 @@ def clustered_error(values: np.ndarray, clusters: np.ndarray) -> float:
 
 
 def _dev_recall(
-    found: list[QueryRows], choices: list[tuple[str, str]], categories: Categories, seed: int
+    found: list[QueryRows], choices: list[tuple[str, str]], categories: Categories, seed: int, threads: int = 1
 ) -> tuple[dict[tuple[str, str], np.ndarray], np.ndarray]:
-    """Each (feature set, variant)'s recall@10 of board-mates for every held-out query, in one order: each fold's
-    queries are ranked as serving ranks them by a ranker fitted on the other folds' queries that can teach. Every
-    query counts (a mate no source proposes is missed), so the recall compares across candidate settings too.
-    Empty when there is one choice, or too few queries to fit. Also each held-out query's board, in that order."""
-    boards: list[int] = []
+    """Each (feature set, variant)'s recall@10 of board-mates for every held-out query, in one order: each group of
+    folds' queries are ranked as serving ranks them by a ranker fitted on the other groups' queries that can teach.
+    Every query counts (a mate no source proposes is missed), so the recall compares across candidate settings too.
+    Empty when there is one choice, or too few queries to fit. Also each held-out query's board, in that order.
+    The groups run on `threads` threads (liblinear lets go of the GIL while it fits); the result is the same, as
+    the primal solver that `dual='auto'` takes whenever pairs outnumber features draws no random numbers."""
     if len(choices) == 1:
-        return {}, np.array(boards)
-    recall: dict[tuple[str, str], list[float]] = {choice: [] for choice in choices}
-    for fold in sorted({query_rows.query.fold for query_rows in found}):
-        dev = [query_rows for query_rows in found if query_rows.query.fold == fold]
-        fit = [query_rows for query_rows in found if query_rows.query.fold != fold and query_rows.can_teach]
+        return {}, np.array([])
+
+    def held_out(group: int) -> tuple[list[int], dict[tuple[str, str], list[float]]]:
+        dev = [query_rows for query_rows in found if query_rows.query.held_out_group == group]
+        fit = [query_rows for query_rows in found if query_rows.query.held_out_group != group and query_rows.can_teach]
         if len(fit) < MIN_QUERIES:
-            continue
+            return [], {}
         rankers: dict[tuple[str, bool], RankSVM] = {}  # variants that compute the same features share one
-        boards += [query_rows.query.board for query_rows in dev]
+        recall: dict[tuple[str, str], list[float]] = {choice: [] for choice in choices}
         for features, variant in choices:
             names = feature_names(features, categories)
             shared = (features, variant in ON_OBJECT)
@@ -316,6 +331,16 @@ def _dev_recall(
                 score = score_parts(rankers[shared], X, names, query_rows.dominant, variant).sum(1)
                 top = np.argsort(-score, kind="stable")[:10]
                 recall[features, variant].append(query_rows.y[top].sum() / len(query_rows.query.mates))
+        return [query_rows.query.board for query_rows in dev], recall
+
+    boards: list[int] = []
+    recall: dict[tuple[str, str], list[float]] = {choice: [] for choice in choices}
+    with ThreadPoolExecutor(threads) as pool:
+        groups = sorted({query_rows.query.held_out_group for query_rows in found})
+        for group_boards, group_recall in pool.map(held_out, groups):
+            boards += group_boards
+            for choice, values in group_recall.items():
+                recall[choice] += values
     return {choice: np.array(values) for choice, values in recall.items() if values}, np.array(boards)
 
 
