@@ -41,7 +41,14 @@ from viscover.related.evaluate import rooms_home, split_rooms
 from viscover.related.graph import BoardGraph, normalized
 from viscover.related.ranker import RankSVM
 from viscover.related.related import SOURCES, Candidates, Categories, RelatedPins, feature_names, visual_vectors
-from viscover.related.train import FOLDS, HELD_OUT_GROUPS, QueryRows, board_folds, training_rows
+from viscover.related.train import (
+    FOLDS,
+    HELD_OUT_GROUPS,
+    QueryRows,
+    board_folds,
+    held_out_splits,
+    training_rows,
+)
 
 WITH_COLD = "+ text likeness and cold candidates"  # the trial that ranks more candidates than the others
 TRIALS = (
@@ -138,11 +145,7 @@ def weighted_rank_svm(X: Sequence[np.ndarray], y: Sequence[np.ndarray], first: R
 def held_out_recall(found: list[QueryRows], features: list[np.ndarray], trial: str, seed: int) -> np.ndarray:
     """Each query's recall@10, ranked by a ranker fitted on the other held-out groups' queries that can teach."""
     recall = np.zeros(len(found))
-    for group in sorted({query_rows.query.held_out_group for query_rows in found}):
-        dev = [n for n, query_rows in enumerate(found) if query_rows.query.held_out_group == group]
-        fit = [
-            n for n, query_rows in enumerate(found) if query_rows.query.held_out_group != group and query_rows.can_teach
-        ]
+    for dev, fit in held_out_splits(found):
         X, y = [features[n] for n in fit], [found[n].y for n in fit]
         groups = np.concatenate([np.full(len(labels), n) for n, labels in enumerate(y)])
         ranker = RankSVM(seed=seed).fit(np.concatenate(X), np.concatenate(y), groups)

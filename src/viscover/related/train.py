@@ -302,6 +302,17 @@ def clustered_error(values: np.ndarray, clusters: np.ndarray) -> float:
     return float(np.sqrt((sums**2).sum() * len(labels) / (len(labels) - 1)) / len(values))
 
 
+def held_out_splits(found: Sequence[QueryRows]) -> list[tuple[list[int], list[int]]]:
+    """Per held-out group of folds, in order: its queries, and the other groups' queries that can teach (positions
+    in `found`)."""
+    splits = []
+    for group in sorted({query_rows.query.held_out_group for query_rows in found}):
+        held = [query_rows.query.held_out_group == group for query_rows in found]
+        dev = [n for n, is_held in enumerate(held) if is_held]
+        splits.append((dev, [n for n, is_held in enumerate(held) if not is_held and found[n].can_teach]))
+    return splits
+
+
 def _dev_recall(
     found: list[QueryRows], choices: list[tuple[str, str]], categories: Categories, seed: int, threads: int = 1
 ) -> tuple[dict[tuple[str, str], np.ndarray], np.ndarray]:
@@ -314,9 +325,8 @@ def _dev_recall(
     if len(choices) == 1:
         return {}, np.array([])
 
-    def held_out(group: int) -> tuple[list[int], dict[tuple[str, str], list[float]]]:
-        dev = [query_rows for query_rows in found if query_rows.query.held_out_group == group]
-        fit = [query_rows for query_rows in found if query_rows.query.held_out_group != group and query_rows.can_teach]
+    def held_out(split: tuple[list[int], list[int]]) -> tuple[list[int], dict[tuple[str, str], list[float]]]:
+        dev, fit = ([found[n] for n in rows] for rows in split)
         if len(fit) < MIN_QUERIES:
             return [], {}
         rankers: dict[tuple[str, bool], RankSVM] = {}  # variants that compute the same features share one
@@ -336,8 +346,7 @@ def _dev_recall(
     boards: list[int] = []
     recall: dict[tuple[str, str], list[float]] = {choice: [] for choice in choices}
     with ThreadPoolExecutor(threads) as pool:
-        groups = sorted({query_rows.query.held_out_group for query_rows in found})
-        for group_boards, group_recall in pool.map(held_out, groups):
+        for group_boards, group_recall in pool.map(held_out, held_out_splits(found)):
             boards += group_boards
             for choice, values in group_recall.items():
                 recall[choice] += values
