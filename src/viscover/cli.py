@@ -24,6 +24,7 @@ from viscover.search import BatchRunner, BytesQuery, Engine, PinQuery, Query, Se
 from viscover.threads import limit_malloc_arenas
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+_DEFAULTS = Settings.model_fields  # help texts name the settings' defaults, which live there alone
 
 
 @dataclass
@@ -756,10 +757,17 @@ def related_train_command(
     ] = None,
     features: Annotated[
         str | None,
-        typer.Option(help="auto, cooccurrence, neighbours, visual, category or text (default: settings)"),
+        typer.Option(
+            help="auto, cooccurrence, neighbours, visual, category or text, for both kinds of query (default: "
+            f"settings, {_DEFAULTS['related_warm_features'].default} for pins on some board and "
+            f"{_DEFAULTS['related_cold_features'].default} for pins on none)"
+        ),
     ] = None,
     variant: Annotated[
-        str | None, typer.Option(help="dominant-object variant: auto, none, A, B or C (default: settings)")
+        str | None,
+        typer.Option(
+            help=f"dominant-object variant: auto, none, A, B or C (default: {_DEFAULTS['related_variant'].default})"
+        ),
     ] = None,
 ) -> None:
     """Learn the Related Pins ranker from the catalog's boards (run `viscover objects` first for variants A-C)."""

@@ -128,16 +128,21 @@ class Settings(BaseSettings):
     dot_min_annotation: float = Field(0.0, ge=0, description="a dot's least top-annotation score")
     dot_min_conformity: float = Field(0.5, ge=0, le=1, description="a dot's least category conformity")
     # Related Pins: the ranker `viscover related train` learns by default (docs/results/related-ikea compares all)
-    related_features: Literal["auto", "cooccurrence", "neighbours", "visual", "category", "text"] = Field(
-        "auto",
-        description="Related Pins ranker features: co-occurrence only (the paper's control), + the boards of a "
-        "pin's text neighbours, + visual, + category cross, + text, or auto: for warm and for cold queries, the "
-        "smallest set from co-occurrence with the neighbours' boards up whose held-out recall (on folds of the "
-        "training boards, with the variant chosen with it) falls short of the best by no more than one standard "
-        "error",
+    # one feature set per kind of query, chosen on inner splits of ikea-rooms' training rooms
+    # (docs/results/related-auto.md): for warm pins + visual found 2.1% more room-mates than `auto`'s choices on
+    # held-out folds [0.4%, 4.2%]; cold pins need the text features (as `auto` found on every seed)
+    related_warm_features: Literal["auto", "cooccurrence", "neighbours", "visual", "category", "text"] = Field(
+        "visual",
+        description="Related Pins ranker features for pins on some board: co-occurrence only (the paper's control), "
+        "+ the boards of a pin's text neighbours, + visual, + category cross, + text, or auto: the smallest set "
+        "from co-occurrence with the neighbours' boards up whose held-out recall (on folds of the training boards, "
+        "with the variant chosen with it) falls short of the best by no more than one standard error",
+    )
+    related_cold_features: Literal["auto", "cooccurrence", "neighbours", "visual", "category", "text"] = Field(
+        "text", description="Related Pins ranker features for pins on no board (the same choices)"
     )
     related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
-        "auto",
+        "none",
         description="Related Pins dominant-object variant: none, the paper's A, B or C, or auto: for warm and for "
         "cold queries, the first within one standard error (of its shortfall) of the best on held-out folds of the "
         "training boards",

@@ -32,7 +32,7 @@ from viscover.related import (
     RelatedPins,
     load_related,
 )
-from viscover.related.evaluate import ROWS, evaluate_related, ranking_metrics, write_related_report
+from viscover.related.evaluate import AUTO, FULL, ROWS, evaluate_related, ranking_metrics, write_related_report
 from viscover.related.related import GRAPH_FEATURES, KINDS, NEIGHBOUR_FEATURES, feature_names, visual_vectors
 from viscover.related.train import (
     FOLDS,
@@ -284,7 +284,7 @@ def test_eval_related_on_a_few_rooms(tmp_path: Path) -> None:
     warm = study.subset(True)
     assert warm and all(set(o.recall) == set(ROWS) for o in warm)
     text = write_related_report(study, tmp_path / "out", "viscover eval related")
-    assert "## Bars" in text and "auto features and variant / cooccurrence" in text
+    assert "## Bars" in text and f"{FULL} / cooccurrence" in text and f"| {AUTO} |" in text
     assert "in each of 3 folds of them" in text
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"related.md", "related.csv", "related-recall.png"}
     assert ranking_metrics([5, 1, 9], {1, 2}) == pytest.approx((0.5, (1 / np.log2(3)) / (1 + 1 / np.log2(3))))
@@ -328,6 +328,8 @@ def test_training_builds_features_without_its_label_boards(ikea_home: Path) -> N
         auto, chosen_by = train_model(searcher, pins, boards, feature_set="auto", variant="auto", seed=3)
         with pytest.raises(BadArgumentError, match="unknown feature set"):
             train_model(searcher, pins, boards, feature_set="pixels", variant="none")
+        with pytest.raises(BadArgumentError, match="for each kind of query"):
+            train_model(searcher, pins, boards, feature_set={"warm": "visual"}, variant="none")
         rows = training_rows(searcher, pins, boards, seed=3, progress=False)
     # auto's held-out groups fit side by side on threads, to the same numbers
     one, two = (fit_model(rows, "auto", "auto", 3, threads)[1] for threads in (1, 2))
@@ -344,6 +346,16 @@ def test_training_builds_features_without_its_label_boards(ikea_home: Path) -> N
         best, error = max(recall.values()), chosen_by.dev_error[kind]
         simplest = next(choice for choice, r in recall.items() if best - r <= error[choice])
         assert (auto.feature_sets[kind], auto.variants[kind]) == simplest
+
+
+def test_related_train_learns_each_kind_of_query_on_its_default_features(ikea_home: Path) -> None:
+    settings = Settings.load(ikea_home)
+    model = RelatedModel.load(ikea_home / MODEL_FILE)
+    assert model.feature_sets == {"warm": settings.related_warm_features, "cold": settings.related_cold_features}
+    assert set(model.variants.values()) == {settings.related_variant}
+    # each kind's ranker weighs exactly its set's features
+    for kind, ranker in model.rankers.items():
+        assert len(ranker.coef_) == len(feature_names(model.feature_sets[kind], model.categories))
 
 
 def test_training_rows_for_each_variant_are_what_serving_computes(ikea_home: Path) -> None:

@@ -32,6 +32,7 @@ from viscover.ingest.sources import read_json_objects
 from viscover.related.graph import BoardGraph, best_first
 from viscover.related.related import (
     AUTO_SETS,
+    KINDS,
     SOURCES,
     Candidates,
     RelatedModel,
@@ -46,7 +47,13 @@ from viscover.storage import atomic_path
 
 TOP = 10
 BASELINES = ("random", "popularity", *SOURCES)
-RANKERS = {  # row → (feature set, variant)
+# the full ranker is the shipped default: a feature set per kind of query, chosen on inner splits of the training
+# rooms (benchmarks/related_auto.py), and a variant
+SHIPPED_SETS = {kind: Settings.model_fields[f"related_{kind}_features"].default for kind in KINDS}
+SHIPPED_VARIANT = Settings.model_fields["related_variant"].default
+FULL = "shipped: " + ", ".join(f"{kind} {SHIPPED_SETS[kind]}" for kind in KINDS) + f" (variant {SHIPPED_VARIANT})"
+AUTO = "auto features and variant"
+RANKERS: dict[str, tuple[str | dict[str, str], str]] = {  # row → (feature set, or one per kind; variant)
     "control (co-occurrence features)": ("cooccurrence", "none"),
     "+ neighbour boards": ("neighbours", "none"),
     "+ visual": ("visual", "none"),
@@ -55,14 +62,11 @@ RANKERS = {  # row → (feature set, variant)
     "variant A": ("text", "A"),
     "variant B": ("text", "B"),
     "variant C": ("text", "C"),
-    "shipped: auto features and variant": ("auto", "auto"),
+    AUTO: ("auto", "auto"),
+    FULL: (SHIPPED_SETS, SHIPPED_VARIANT),
 }
 ROWS = (*BASELINES, *RANKERS)
 CONTROL = "control (co-occurrence features)"
-# the full ranker is the shipped default (each query kind's features and variant chosen on held-out folds of
-# the training boards)
-SHIPPED = tuple(Settings.model_fields[name].default for name in ("related_features", "related_variant"))
-FULL = next(row for row, choice in RANKERS.items() if choice == SHIPPED)
 BARS = {"warm": ("cooccurrence", 1.15), "cold": ("popularity", 3.0)}  # the full ranker over this row, at least
 
 
@@ -188,11 +192,11 @@ def run_seed(
         for row, ranking in rankings.items():
             outcome.recall[row], outcome.ndcg[row] = ranking_metrics(ranking, relevant)
         outcomes.append(outcome)
-    return outcomes, _choices(*trained[FULL])
+    return outcomes, _choices(*trained[AUTO])
 
 
 def _choices(model: RelatedModel, report: TrainReport) -> str:
-    """What the full ranker chose per query kind, with the held-out recall@10 of its choice, the simplest choice and
+    """What `auto` chose per query kind, with the held-out recall@10 of its choice, the simplest choice and
     the best, and the standard errors of the choice's and the simplest's shortfalls from the best."""
     simplest = (AUTO_SETS[0], "none")
     held_out = []
@@ -224,7 +228,7 @@ class RelatedStudy:
 
     outcomes: list[Outcome]
     seeds: tuple[int, ...]
-    choices: dict[int, str]  # seed → what the full ranker chose on that seed's training boards
+    choices: dict[int, str]  # seed → what `auto` chose on that seed's training boards
     catalog_pins: int
     rooms: int
     draws: int
@@ -385,10 +389,11 @@ Candidate recall (share of a query's room-mates that some source proposes): {can
 rooms into train and test. Everything (graph, categories, rankers) comes from the training rooms; each item of a
 test room queries for the room's other items. Warm queries are in some training room, cold ones in none.
 Intervals: bootstrap over test rooms (paired for ratios), pooled over seeds. The full ranker is the shipped
-default, "{FULL}": for warm and for cold queries, the feature set (co-occurrence and neighbour boards, + visual,
-+ category cross, + text) and dominant-object variant (none, A, B, C) chosen on held-out folds of the training
-boards: the simplest whose ranker finds board-mates within one standard error (of the shortfall) of the best.
-Cold queries have no neighbour boards: for them the smallest set is the control's.
+default, "{FULL}": a feature set per kind of query, chosen on inner splits of the training rooms
+(`benchmarks/related_auto.py`). Row "{AUTO}" chooses instead, for warm and for cold queries, the feature set
+(co-occurrence and neighbour boards, + visual, + category cross, + text) and dominant-object variant (none, A, B, C)
+on held-out folds of the training boards: the simplest whose ranker finds board-mates within one standard error
+(of the shortfall) of the best. Cold queries have no neighbour boards: for them the smallest set is the control's.
 Every ranker learns from all training boards, cross-fitted: in each of {study.folds} folds of them (fewer if there
 are fewer boards), the fold's boards are the labels and the other folds' make the graph. Rows "variant A/B/C" use
 every feature with that variant.
@@ -401,7 +406,7 @@ Every ranker against the bars' baselines (pooled [95% CI], then each seed):
 
 {markdown_rows(["ranker", "warm / cooccurrence", "per seed", "cold / popularity", "per seed"], every_row)}
 
-What the full ranker chose on each seed's held-out folds of its training boards (the simplest: co-occurrence and
+What "{AUTO}" chose on each seed's held-out folds of its training boards (the simplest: co-occurrence and
 neighbour-board features, variant none):
 
 {chr(10).join(f"- seed {seed}: {text}" for seed, text in study.choices.items())}

@@ -194,24 +194,25 @@ def training_rows(
 
 
 def fit_model(
-    rows: TrainingRows, feature_set: str, variant: str, seed: int = 0, threads: int = 1
+    rows: TrainingRows, feature_set: str | Mapping[str, str], variant: str, seed: int = 0, threads: int = 1
 ) -> tuple[RelatedModel, TrainReport]:
-    """A ranker per kind of query on `feature_set` with `variant`; `auto` for either picks, per kind, the
-    simplest choice that does as well as the best on held-out folds (`within_one_standard_error`), comparing
-    on `threads` threads."""
-    check_choice(feature_set, variant)
+    """A ranker per kind of query on `feature_set` (one for every kind, or kind → set) with `variant`; `auto` for
+    either picks, per kind, the simplest choice that does as well as the best on held-out folds
+    (`within_one_standard_error`), comparing on `threads` threads."""
+    by_kind = per_kind(feature_set)
+    check_choice(by_kind, variant)
     start = time.perf_counter()
-    feature_sets = AUTO_SETS if feature_set == "auto" else (feature_set,)
     variants = VARIANTS if variant == "auto" else (variant,)
     # the sets without visual features rank alike under every variant (none has a visual feature to move): offered
     # once. The order says which is simpler: the smaller set, then the earlier variant (none, A, B, C).
     plain = {set_ for set_ in FEATURE_SETS if "visual pool" not in feature_names(set_, rows.categories)}
-    choices = [(f, way) for f in feature_sets for way in variants if f not in plain or way == variants[0]]
     rankers, chosen, dev_recall, dev_error = {}, {}, {}, {}
     for kind, found in rows.by_kind.items():
         teaching = [query_rows for query_rows in found if query_rows.can_teach]
         if len(teaching) < MIN_QUERIES:
             continue
+        feature_sets = AUTO_SETS if by_kind[kind] == "auto" else (by_kind[kind],)
+        choices = [(f, way) for f in feature_sets for way in variants if f not in plain or way == variants[0]]
         recall, boards = _dev_recall(found, choices, rows.categories, seed, threads)
         chosen[kind] = choices[0]
         if recall:
@@ -248,7 +249,7 @@ def train_model(
     pins: np.ndarray,
     boards: np.ndarray,
     *,
-    feature_set: str,
+    feature_set: str | Mapping[str, str],
     variant: str,
     board_types: Mapping[int, str] | None = None,
     vectors: Mapping[str, VisualVectors] | None = None,
@@ -257,7 +258,7 @@ def train_model(
     progress: bool = True,
 ) -> tuple[RelatedModel, TrainReport]:
     """`training_rows`, then `fit_model` (an unknown feature set or variant is refused before any work)."""
-    check_choice(feature_set, variant)
+    check_choice(per_kind(feature_set), variant)
     rows = training_rows(
         searcher,
         pins,
@@ -373,10 +374,24 @@ def _label_queries(splits: Sequence[NestedSplit], most: int, seed: int) -> list[
     return queries
 
 
-def check_choice(feature_set: str, variant: str) -> None:
+def per_kind(feature_set: str | Mapping[str, str]) -> dict[str, str]:
+    """Each kind of query's feature set, from one set for every kind or a mapping kind → set."""
+    if isinstance(feature_set, str):
+        return dict.fromkeys(KINDS, feature_set)
+    if set(feature_set) != set(KINDS):
+        raise BadArgumentError(
+            f"give a feature set for each kind of query ({', '.join(KINDS)}), not for {sorted(feature_set)}"
+        )
+    return dict(feature_set)
+
+
+def check_choice(feature_sets: Mapping[str, str], variant: str) -> None:
     """Refuse an unknown feature set or variant before any work."""
-    if feature_set not in (*FEATURE_SETS, "auto"):
-        raise BadArgumentError(f"unknown feature set {feature_set!r}; choose auto or one of {', '.join(FEATURE_SETS)}")
+    for feature_set in feature_sets.values():
+        if feature_set not in (*FEATURE_SETS, "auto"):
+            raise BadArgumentError(
+                f"unknown feature set {feature_set!r}; choose auto or one of {', '.join(FEATURE_SETS)}"
+            )
     if variant not in (*VARIANTS, "auto"):
         raise BadArgumentError(f"unknown variant {variant!r}; choose auto or one of {', '.join(VARIANTS)}")
 
@@ -408,8 +423,9 @@ def train_home(
     """`viscover related train`: store the logits the visual features need, learn from every board of the
     catalog, and save the model where the searcher and the server load it."""
     settings = engine.settings
-    feature_set, variant = feature_set or settings.related_features, variant or settings.related_variant
-    check_choice(feature_set, variant)
+    chosen = per_kind(feature_set or {"warm": settings.related_warm_features, "cold": settings.related_cold_features})
+    variant = variant or settings.related_variant
+    check_choice(chosen, variant)
     with engine.writing():
         if not engine.searcher.catalog.board_saves_digest()[0]:
             raise NotEnoughDataError("no pin is saved to a board: ingest a manifest with boards first")
@@ -418,6 +434,6 @@ def train_home(
         _, pins, boards = searcher.catalog.board_saves(0)
         types = read_board_types(board_types, searcher.catalog.board_ids()) if board_types else None
         model, report = train_model(
-            searcher, pins, boards, feature_set=feature_set, variant=variant, board_types=types, progress=progress
+            searcher, pins, boards, feature_set=chosen, variant=variant, board_types=types, progress=progress
         )
         return model.save(settings.home / MODEL_FILE), model, report
