@@ -766,7 +766,8 @@ def related_train_command(
     variant: Annotated[
         str | None,
         typer.Option(
-            help=f"dominant-object variant: auto, none, A, B or C (default: {_DEFAULTS['related_variant'].default})"
+            help="dominant-object variant: auto, none, A, B or C "
+            f"(default: settings, {_DEFAULTS['related_variant'].default})"
         ),
     ] = None,
 ) -> None:
