@@ -70,7 +70,7 @@ def main() -> None:
         "# Related Pins: how many rare words text candidates match",
         f"Training rooms of seeds {', '.join(map(str, args.seeds))} only (test share {args.test_share}); recall@10 "
         f"of board-mates (every label query) on `related train`'s held-out folds of label boards, for the "
-        f"choice `auto` makes (features: auto, variant: auto). Mean over seeds (each seed).",
+        "choice `auto` makes (features: auto, variant: auto). Mean over seeds (each seed).",
         markdown_rows(["words", *(f"{kind} recall@10" for kind in KINDS), "mean of both"], rows),
         f"Best: {best} words.",
     )

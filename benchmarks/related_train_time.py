@@ -27,10 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     choices = {
-        "defaults": (
-            {"warm": settings.related_warm_features, "cold": settings.related_cold_features},
-            settings.related_variant,
-        ),
+        "defaults": (settings.related_feature_sets, settings.related_variant),
         "auto": ("auto", "auto"),
     }
     with rooms_home(args.data, settings, args.work, progress=False) as (engine, rooms):

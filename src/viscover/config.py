@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from viscover.errors import BadSettingError
 
+# Related Pins' feature sets (each adds to the one before), or auto: chosen on held-out folds
+RelatedFeatures = Literal["auto", "cooccurrence", "neighbours", "visual", "category", "text"]
+
 
 def default_home() -> Path:
     """The per-user data directory (XDG on Linux), where catalogs live unless --home says otherwise."""
@@ -131,14 +134,14 @@ class Settings(BaseSettings):
     # one feature set per kind of query, chosen on inner splits of ikea-rooms' training rooms
     # (docs/results/related-auto.md): for warm pins + visual found 2.1% more room-mates than `auto`'s choices on
     # held-out folds [0.4%, 4.2%]; cold pins need the text features (as `auto` found on every seed)
-    related_warm_features: Literal["auto", "cooccurrence", "neighbours", "visual", "category", "text"] = Field(
+    related_warm_features: RelatedFeatures = Field(
         "visual",
         description="Related Pins ranker features for pins on some board: co-occurrence only (the paper's control), "
         "+ the boards of a pin's text neighbours, + visual, + category cross, + text, or auto: the smallest set "
         "from co-occurrence with the neighbours' boards up whose held-out recall (on folds of the training boards, "
         "with the variant chosen with it) falls short of the best by no more than one standard error",
     )
-    related_cold_features: Literal["auto", "cooccurrence", "neighbours", "visual", "category", "text"] = Field(
+    related_cold_features: RelatedFeatures = Field(
         "text", description="Related Pins ranker features for pins on no board (the same choices)"
     )
     related_variant: Literal["auto", "none", "A", "B", "C"] = Field(
@@ -230,6 +233,11 @@ class Settings(BaseSettings):
                 for e in exc.errors()
             )
             raise BadSettingError(f"bad setting (VISCOVER_<NAME> or option): {problems}") from None
+
+    @property
+    def related_feature_sets(self) -> dict[str, str]:
+        """`related train`'s feature set for each kind of query: pins on some board (warm) and on none (cold)."""
+        return {"warm": self.related_warm_features, "cold": self.related_cold_features}
 
     @property
     def threads(self) -> int:

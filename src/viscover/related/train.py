@@ -199,8 +199,7 @@ def fit_model(
     """A ranker per kind of query on `feature_set` (one for every kind, or kind → set) with `variant`; `auto` for
     either picks, per kind, the simplest choice that does as well as the best on held-out folds
     (`within_one_standard_error`), comparing on `threads` threads."""
-    by_kind = per_kind(feature_set)
-    check_choice(by_kind, variant)
+    by_kind = check_choice(feature_set, variant)
     start = time.perf_counter()
     variants = VARIANTS if variant == "auto" else (variant,)
     # the sets without visual features rank alike under every variant (none has a visual feature to move): offered
@@ -258,7 +257,7 @@ def train_model(
     progress: bool = True,
 ) -> tuple[RelatedModel, TrainReport]:
     """`training_rows`, then `fit_model` (an unknown feature set or variant is refused before any work)."""
-    check_choice(per_kind(feature_set), variant)
+    check_choice(feature_set, variant)
     rows = training_rows(
         searcher,
         pins,
@@ -374,26 +373,20 @@ def _label_queries(splits: Sequence[NestedSplit], most: int, seed: int) -> list[
     return queries
 
 
-def per_kind(feature_set: str | Mapping[str, str]) -> dict[str, str]:
-    """Each kind of query's feature set, from one set for every kind or a mapping kind → set."""
-    if isinstance(feature_set, str):
-        return dict.fromkeys(KINDS, feature_set)
-    if set(feature_set) != set(KINDS):
+def check_choice(feature_set: str | Mapping[str, str], variant: str) -> dict[str, str]:
+    """Each kind of query's feature set, from one set for every kind or a mapping kind → set; an unknown feature
+    set or variant, or a mapping that misses a kind, is refused before any work."""
+    by_kind = dict.fromkeys(KINDS, feature_set) if isinstance(feature_set, str) else dict(feature_set)
+    if set(by_kind) != set(KINDS):
         raise BadArgumentError(
-            f"give a feature set for each kind of query ({', '.join(KINDS)}), not for {sorted(feature_set)}"
+            f"give a feature set for each kind of query ({', '.join(KINDS)}), not for {sorted(by_kind)}"
         )
-    return dict(feature_set)
-
-
-def check_choice(feature_sets: Mapping[str, str], variant: str) -> None:
-    """Refuse an unknown feature set or variant before any work."""
-    for feature_set in feature_sets.values():
-        if feature_set not in (*FEATURE_SETS, "auto"):
-            raise BadArgumentError(
-                f"unknown feature set {feature_set!r}; choose auto or one of {', '.join(FEATURE_SETS)}"
-            )
+    for one in by_kind.values():
+        if one not in (*FEATURE_SETS, "auto"):
+            raise BadArgumentError(f"unknown feature set {one!r}; choose auto or one of {', '.join(FEATURE_SETS)}")
     if variant not in (*VARIANTS, "auto"):
         raise BadArgumentError(f"unknown variant {variant!r}; choose auto or one of {', '.join(VARIANTS)}")
+    return by_kind
 
 
 def read_board_types(path: Path, board_ids: Mapping[str, int]) -> dict[int, str]:
@@ -423,9 +416,8 @@ def train_home(
     """`viscover related train`: store the logits the visual features need, learn from every board of the
     catalog, and save the model where the searcher and the server load it."""
     settings = engine.settings
-    chosen = per_kind(feature_set or {"warm": settings.related_warm_features, "cold": settings.related_cold_features})
     variant = variant or settings.related_variant
-    check_choice(chosen, variant)
+    chosen = check_choice(feature_set or settings.related_feature_sets, variant)
     with engine.writing():
         if not engine.searcher.catalog.board_saves_digest()[0]:
             raise NotEnoughDataError("no pin is saved to a board: ingest a manifest with boards first")
